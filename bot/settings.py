@@ -1,0 +1,89 @@
+"""The one settings class. Built once in ``main()`` and passed down; never a global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The repository root (the package is installed editable, so this is the checkout).
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot, read from ``BOT_*`` environment variables and ``.env``.
+
+    Relative paths are taken relative to the repository root, so the bot behaves the same
+    whatever directory it is started from.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Telegram ---------------------------------------------------------------------------
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Bot token from @BotFather; without it `make run` starts the console chat."
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL in python-telegram-bot's base_url form (the token is appended).",
+    )
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(
+        default=frozenset(), description="Comma-separated Telegram user ids allowed to use admin commands."
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL Telegram posts updates to; set it to use webhook mode."
+    )
+    webhook_listen: str = Field(default="127.0.0.1", description="Address the webhook server binds.")
+    webhook_port: int = Field(default=8443, ge=0, le=65535, description="Port the webhook server binds.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret token Telegram sends with every webhook request."
+    )
+    storage_path: Path = Field(
+        default=Path("data/bot.sqlite3"), description="SQLite file for the question log, votes, languages."
+    )
+    user_rate_limit: int = Field(
+        default=20, ge=1, description="Questions one user may ask per minute before a polite notice."
+    )
+    max_question_chars: int = Field(
+        default=500, ge=10, description="Longer questions are cut to this many characters before retrieval."
+    )
+
+    # --- Knowledge, model, index -------------------------------------------------------------
+    knowledge_dir: Path = Field(default=Path("knowledge"), description="Folder of knowledge TOML files.")
+    index_dir: Path = Field(default=Path("index"), description="Folder of the built index.")
+    embedding_model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Embedding model: a hub id (converted/downloaded into the model cache) or a local path.",
+    )
+    model_cache_dir: Path = Field(
+        default=Path(".cache/models"), description="Where fetched or converted models are kept."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            return frozenset(int(p) for p in parts if p)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("storage_path", "knowledge_dir", "index_dir", "model_cache_dir", mode="after")
+    @classmethod
+    def _anchor(cls, value: Path) -> Path:
+        return value if value.is_absolute() else ROOT / value
+
+    def model_path(self) -> Path:
+        """Where the configured embedding model's sentence-transformers directory lives."""
+        candidate = Path(self.embedding_model).expanduser()
+        if candidate.is_absolute() or candidate.exists() or self.embedding_model.startswith("."):
+            return candidate if candidate.is_absolute() else (Path.cwd() / candidate).resolve()
+        return self.model_cache_dir / self.embedding_model.replace("/", "__")

@@ -1,0 +1,121 @@
+"""Small frozen result types shared across modules.
+
+``Item`` is one piece of the agreement as knowledge/ describes it; ``Hit`` one retrieved item;
+``Answer`` the composed reply that the CLI and the Telegram layer only format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Language = Literal["zh-Hans", "zh-Hant", "en"]
+
+#: Item kinds, in the order the agreement presents them.
+KINDS = ("header", "clause", "signing", "attachments", "breach", "term", "problem", "scenario")
+
+#: Link relations: from an obligation to what counts as its breach, the remedy, the procedure.
+RELATIONS = ("breach", "remedy", "procedure", "definition", "document", "obligation", "related")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A typed edge from one item to another (``rel`` is one of ``RELATIONS``)."""
+
+    rel: str
+    to: str
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A template blank an operator may fill in (``value`` empty means: left blank)."""
+
+    name: str
+    label: str
+    label_en: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One citable unit of the agreement.
+
+    ``text`` is the authoritative zh-Hans wording, verbatim; blanks in it (runs of ``_``) are
+    named, in order, by ``blanks`` (names of ``Parameter``). ``text_en`` is an unofficial
+    translation with the same blanks.
+    """
+
+    id: str
+    kind: str
+    section: str
+    section_en: str
+    title: str
+    title_en: str
+    text: str
+    text_en: str
+    parties: tuple[str, ...]
+    questions: tuple[str, ...]
+    links: tuple[Link, ...] = ()
+    blanks: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    source: str = ""  # the knowledge file it came from, for error messages
+
+    def linked(self, rel: str) -> tuple[str, ...]:
+        return tuple(link.to for link in self.links if link.rel == rel)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved item with the scores that ranked it."""
+
+    item_id: str
+    score: float
+    dense: float = 0.0
+    lexical: float = 0.0
+    via: str = "search"  # "search" | "reference" (an explicit clause number or term name)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Ranked hits for one question, the calibrated confidence, and whether to abstain."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    confidence: float
+    abstain: bool
+
+
+@dataclass(frozen=True)
+class Citation:
+    id: str
+    kind: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Part:
+    """One paragraph of an answer.
+
+    ``role`` tells a formatter how to show it: "quote" (agreement text, verbatim), "translation"
+    (unofficial English), "explain" (a fixed template around knowledge), "step" (a numbered
+    procedure step), "note", "abstain", "heading". ``cite`` is the item id it rests on.
+    """
+
+    role: str
+    text: str
+    cite: str | None = None
+    label: str = ""  # e.g. "第3.2条" / "Clause 3.2"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A composed reply. Formatting to text or HTML is a pure function of this."""
+
+    question: str
+    language: Language
+    abstained: bool
+    confidence: float
+    intent: str  # "question" | "clause" | "toc" | "term" | "complaint" | "abstain" | "empty"
+    citations: tuple[Citation, ...] = ()
+    parts: tuple[Part, ...] = ()
+    related: tuple[str, ...] = field(default=())  # item ids offered as follow-ups
