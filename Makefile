@@ -44,4 +44,5 @@ bench: setup
 	$(PY) scripts/benchmark.py
 
 clean:
-	rm -rf $(VENV) .cache index/*.* index/.index.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	find index -mindepth 1 ! -name README.md -exec rm -rf {} +

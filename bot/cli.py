@@ -83,7 +83,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """What `make run` starts: Telegram when a token is set, else the console chat."""
     if settings.telegram_token is not None and settings.telegram_token.get_secret_value():
         return _cmd_telegram(args, settings)
-    print("BOT_TELEGRAM_TOKEN is not set: starting the console chat (Ctrl-D to quit).", file=sys.stderr)
+    print("BOT_TELEGRAM_TOKEN is not set: console chat (Ctrl-D quits).", file=sys.stderr)
     args.lang = None
     return _cmd_chat(args, settings)
 

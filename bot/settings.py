@@ -22,49 +22,46 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="BOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="BOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        use_attribute_docstrings=True,
     )
 
     # --- Telegram ---------------------------------------------------------------------------
-    telegram_token: SecretStr | None = Field(
-        default=None, description="Bot token from @BotFather; without it `make run` starts the console chat."
-    )
-    telegram_api_url: str = Field(
-        default="https://api.telegram.org/bot",
-        description="Bot API base URL in python-telegram-bot's base_url form (the token is appended).",
-    )
-    admin_ids: Annotated[frozenset[int], NoDecode] = Field(
-        default=frozenset(), description="Comma-separated Telegram user ids allowed to use admin commands."
-    )
-    webhook_url: str | None = Field(
-        default=None, description="Public HTTPS URL Telegram posts updates to; set it to use webhook mode."
-    )
-    webhook_listen: str = Field(default="127.0.0.1", description="Address the webhook server binds.")
-    webhook_port: int = Field(default=8443, ge=0, le=65535, description="Port the webhook server binds.")
-    webhook_secret: SecretStr | None = Field(
-        default=None, description="Secret token Telegram sends with every webhook request."
-    )
-    storage_path: Path = Field(
-        default=Path("data/bot.sqlite3"), description="SQLite file for the question log, votes, languages."
-    )
-    user_rate_limit: int = Field(
-        default=20, ge=1, description="Questions one user may ask per minute before a polite notice."
-    )
-    max_question_chars: int = Field(
-        default=500, ge=10, description="Longer questions are cut to this many characters before retrieval."
-    )
+    telegram_token: SecretStr | None = None
+    """Bot token from @BotFather; without it `make run` starts the console chat."""
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    """Bot API base URL in python-telegram-bot's base_url form (the token is appended)."""
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    """Comma-separated Telegram user ids allowed to use the admin commands."""
+    webhook_url: str | None = None
+    """Public HTTPS URL Telegram posts updates to; setting it selects webhook mode."""
+    webhook_listen: str = "127.0.0.1"
+    """Address the webhook server binds."""
+    webhook_port: int = Field(default=8443, ge=0, le=65535)
+    """Port the webhook server binds."""
+    webhook_secret: SecretStr | None = None
+    """Secret token Telegram sends with every webhook request."""
+    storage_path: Path = Path("data/bot.sqlite3")
+    """SQLite file for the question log, feedback votes and per-user languages."""
+    user_rate_limit: int = Field(default=20, ge=1)
+    """Questions one user may ask per minute before a polite notice."""
+    max_question_chars: int = Field(default=500, ge=10)
+    """Longer questions are cut to this many characters before retrieval."""
 
     # --- Knowledge, model, index -------------------------------------------------------------
-    knowledge_dir: Path = Field(default=Path("knowledge"), description="Folder of knowledge TOML files.")
-    index_dir: Path = Field(default=Path("index"), description="Folder of the built index.")
-    embedding_model: str = Field(
-        default=DEFAULT_MODEL,
-        description="Embedding model: a hub id (converted/downloaded into the model cache) or a local path.",
-    )
-    model_cache_dir: Path = Field(
-        default=Path(".cache/models"), description="Where fetched or converted models are kept."
-    )
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    knowledge_dir: Path = Path("knowledge")
+    """Folder of the knowledge TOML files."""
+    index_dir: Path = Path("index")
+    """Folder of the built index."""
+    embedding_model: str = DEFAULT_MODEL
+    """Embedding model: a hub id (fetched or converted into the model cache) or a local path."""
+    model_cache_dir: Path = Path(".cache/models")
+    """Where fetched or converted models are kept."""
+    log_level: str = "INFO"
+    """Python logging level."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod
