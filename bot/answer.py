@@ -1,0 +1,518 @@
+"""Compose an answer from the agreement: quote, explain by following typed links, offer follow-ups.
+
+``answer()`` is pure apart from ``retriever.search``. There is no generative model: every
+paragraph is agreement text (``Item.text``), its unofficial English translation (``text_en``,
+always with the note that the Chinese text governs), or a fixed template from ``bot.texts``.
+
+Intents, tried in this order: empty → help; table of contents; complaint guide; clause lookup
+by number ("3.2", "第五条"); glossary ("什么是违约金"); otherwise a free question answered from
+retrieval, or an honest abstention offering the nearest topics.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from bot.knowledge import fill_blanks
+from bot.language import detect_language, to_script, to_simplified
+from bot.texts import t
+from bot.types import Answer, Citation, Hit, Item, Language, Parameter, Part, Retrieval
+
+#: Relations the explanation follows, in the order it presents them.
+EXPLAIN_RELS = ("obligation", "breach", "remedy", "procedure", "definition", "document")
+#: Relations followed a second hop, from a breach (or the obligation a breach item names).
+SECOND_HOP_RELS = ("remedy", "procedure")
+#: Score multiplier per link hop, so items the explanation quotes rank below what led to them.
+LINK_DISCOUNT = 0.9
+#: Follow-ups offered under an answer.
+MAX_RELATED = 3
+#: Topics offered when abstaining.
+MAX_TOPICS = 3
+#: The complaint guide: the items it quotes, in step order (ids are fixed by the knowledge issue).
+COMPLAINT_STEPS = ("4.3", "attachments", "problem-3", "6.1")
+#: The attachment the complaint guide points to (matched in the attachments item's text).
+COMPLAINT_ATTACHMENT = "客户投诉处理流程"
+#: Below this retrieval confidence an answer carries a "check the quote" note.
+LOW_CONFIDENCE = 0.5
+
+
+class KnowledgeLike(Protocol):
+    """What answer composition reads from ``bot.knowledge.Knowledge``."""
+
+    @property
+    def items(self) -> tuple[Item, ...]: ...
+
+    @property
+    def parameters(self) -> Mapping[str, Parameter]: ...
+
+    def get(self, item_id: str) -> Item | None: ...
+
+
+class RetrieverLike(Protocol):
+    """What answer composition needs from ``bot.retrieval.Retriever``."""
+
+    @property
+    def knowledge(self) -> KnowledgeLike: ...
+
+    def search(self, question: str, k: int = 5) -> Retrieval: ...
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def normalize_question(text: str) -> str:
+    """Simplified, half-width, lower-case, single-spaced, without trailing punctuation."""
+    text = unicodedata.normalize("NFKC", text)
+    text = to_simplified(text).lower()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
+
+
+def item_label(item: Item, language: Language) -> str:
+    """How a citation names an item: 第3.2条 / Clause 3.2 / 違約行為及認定 第1項 …"""
+    if item.kind == "clause":
+        return t("label.clause", language, n=item.id)
+    if item.kind in ("breach", "term", "problem", "scenario"):
+        return t(f"label.{item.kind}", language, n=item.id.rsplit("-", 1)[-1])
+    if item.kind in ("header", "signing", "attachments"):
+        return t(f"label.{item.kind}", language)
+    return t("label.item", language, id=item.id)
+
+
+def item_title(item: Item, language: Language) -> str:
+    return item.title_en if language == "en" else to_script(item.title, language)
+
+
+def item_section(item: Item, language: Language) -> str:
+    return item.section_en if language == "en" else to_script(item.section, language)
+
+
+def _party_names(item: Item, language: Language) -> str:
+    parties = tuple(dict.fromkeys(item.parties))
+    if set(parties) >= {"甲方", "乙方"} or parties == ("both",) or parties == ("双方",):
+        return t("party.both", language)
+    known = [t(f"party.{p}", language) if p in ("甲方", "乙方") else p for p in parties]
+    return t("party.join", language).join(known)
+
+
+# --- composition ------------------------------------------------------------------------
+
+
+@dataclass
+class _Builder:
+    """Collects parts, citations and follow-ups for one answer."""
+
+    knowledge: KnowledgeLike
+    language: Language
+    parameters: Mapping[str, Parameter]
+    parts: list[Part] = field(default_factory=list)
+    cited: dict[str, float] = field(default_factory=dict)
+    shows_translation: bool = False
+
+    def add(self, role: str, text: str, cite: str | None = None, label: str = "") -> None:
+        self.parts.append(Part(role=role, text=text, cite=cite, label=label))
+
+    def cite(self, item: Item, score: float) -> None:
+        if item.id not in self.cited:
+            self.cited[item.id] = score
+
+    def quote(
+        self, item: Item, score: float, *, role: str = "quote", one_line: bool = False
+    ) -> None:
+        """The item's text (blanks filled or flagged); for English also the translation.
+
+        A main quote in English shows the Chinese text and the translation; an explanation
+        part shows only the translation (the answer ends with the note that Chinese governs).
+        ``one_line`` joins a list's lines (the attachments list inside an explanation).
+        """
+        label = item_label(item, self.language)
+        zh = fill_blanks(item.text, item.blanks, self.parameters)
+        en = fill_blanks(item.text_en, item.blanks, self.parameters)
+        if one_line:
+            zh, en = zh.replace("\n", " "), en.replace("\n", "; ")
+        if self.language == "en":
+            if role == "quote":
+                self.add("quote", zh, item.id, label)
+                self.add("translation", en, item.id, label)
+            else:
+                self.add(role, en, item.id, label)
+            self.shows_translation = True
+        else:
+            self.add(role, to_script(zh, self.language), item.id, label)
+        self.blank_notes(item)
+        self.cite(item, score)
+
+    def blank_notes(self, item: Item) -> None:
+        """Say plainly which blanks this template leaves empty, and show filled ones."""
+        empty: list[str] = []
+        for name in dict.fromkeys(item.blanks):
+            param = self.parameters.get(name)
+            label = (param.label_en if self.language == "en" else param.label) if param else name
+            value = param.value.strip() if param else ""
+            if value:
+                self.add("note", t("filled", self.language, label=label, value=value), item.id)
+            else:
+                empty.append(label)
+        if empty:
+            sep = ", " if self.language == "en" else "、"
+            self.add("note", t("blank", self.language, label=sep.join(empty)), item.id)
+
+    def section(self, item: Item) -> None:
+        if item.section:
+            self.add(
+                "section",
+                t("section", self.language, section=item_section(item, self.language)),
+                item.id,
+            )
+
+    def finish_translation_note(self) -> None:
+        if self.shows_translation:
+            self.add("note", t("translation_note", self.language))
+
+    def citations(self) -> tuple[Citation, ...]:
+        ranked = sorted(self.cited.items(), key=lambda kv: -kv[1])  # stable: ties keep order
+        out = []
+        for item_id, score in ranked:
+            item = self.knowledge.get(item_id)
+            out.append(Citation(id=item_id, kind=item.kind if item else "", score=round(score, 3)))
+        return tuple(out)
+
+
+def _explain(b: _Builder, item: Item, score: float) -> None:
+    """Who is obliged, what counts as breach, the remedy, the procedure, the terms: by links."""
+    k = b.knowledge
+    if item.parties and item.kind in ("clause", "breach"):
+        # "应" (shall) marks an obligation; other clauses (the term, the copies) only concern.
+        key = "obliged" if item.kind == "clause" and "应" in item.text else "concerns"
+        b.add("explain", t(key, b.language, parties=_party_names(item, b.language)), item.id)
+
+    groups: dict[str, list[tuple[Item, int]]] = {rel: [] for rel in EXPLAIN_RELS}
+    seen = {item.id}
+
+    def add(rel: str, target_id: str, depth: int) -> None:
+        target = k.get(target_id)
+        if target is None or target_id in seen:
+            return
+        seen.add(target_id)
+        groups[rel].append((target, depth))
+
+    for rel in EXPLAIN_RELS:
+        for target_id in item.linked(rel):
+            add(rel, target_id, 1)
+    for via_rel in ("breach", "obligation"):
+        for via, _depth in list(groups[via_rel]):
+            for rel in SECOND_HOP_RELS:
+                for target_id in via.linked(rel):
+                    add(rel, target_id, 2)
+
+    for rel in EXPLAIN_RELS:
+        if not groups[rel]:
+            continue
+        b.add("heading", t(rel, b.language))
+        for target, depth in groups[rel]:
+            b.quote(
+                target, score * LINK_DISCOUNT**depth, role="explain", one_line=rel == "document"
+            )
+
+
+def _related(b: _Builder, main: Sequence[Item], hits: Iterable[Hit] = ()) -> tuple[str, ...]:
+    """2-3 follow-ups: the main items' typed links, then other hits; unquoted items first.
+
+    Items the answer already quotes go last: a follow-up should lead somewhere new.
+    """
+    main_ids = {item.id for item in main}
+    out: list[str] = []
+    for rel in ("breach", "remedy", "procedure", "related", "obligation", "definition", "document"):
+        for item in main:
+            out.extend(item.linked(rel))
+    out.extend(hit.item_id for hit in hits)
+    candidates = [
+        i for i in dict.fromkeys(out) if i not in main_ids and b.knowledge.get(i) is not None
+    ]
+    fresh = [i for i in candidates if i not in b.cited]
+    quoted = [i for i in candidates if i in b.cited]
+    return tuple((fresh + quoted)[:MAX_RELATED])
+
+
+def _related_parts(b: _Builder, ids: Sequence[str]) -> None:
+    if not ids:
+        return
+    b.add("heading", t("related.title", b.language))
+    for item_id in ids:
+        item = b.knowledge.get(item_id)
+        if item is not None:
+            label = item_label(item, b.language)
+            b.add("related", item_title(item, b.language), item.id, label)
+
+
+def _finish(
+    b: _Builder,
+    question: str,
+    intent: str,
+    confidence: float,
+    related: Sequence[str] = (),
+    *,
+    abstained: bool = False,
+    list_related: bool = True,
+) -> Answer:
+    if list_related:
+        _related_parts(b, related)
+    b.finish_translation_note()
+    return Answer(
+        question=question,
+        language=b.language,
+        abstained=abstained,
+        confidence=round(max(0.0, min(1.0, confidence)), 3),
+        intent=intent,
+        citations=() if abstained else b.citations(),
+        parts=tuple(b.parts),
+        related=tuple(related),
+    )
+
+
+# --- intents ------------------------------------------------------------------------------
+
+_TOC_PATTERNS = (
+    r"^目录$",
+    r"^(协议|合同)?(的)?目录",
+    r"(有|包括)?(哪些|什么|几)(个)?条款",
+    r"^(所有|全部)(的)?条款",
+    r"^条款(列表|目录|清单)",
+    r"^/?(toc|contents|clauses)$",
+    r"table of contents",
+    r"^list (all )?(the )?(clauses|sections|items)",
+    r"^(show|what are) (me )?(all )?(the )?(clauses|sections)",
+)
+_COMPLAINT_ZH = re.compile(r"投诉|申诉")
+_COMPLAINT_ZH_HOW = re.compile(r"怎么|怎样|如何|哪里|找谁|流程|步骤|程序|渠道|途径|想|要|去|^投诉$")
+_COMPLAINT_EN = re.compile(r"\bcomplain(t|ts|ing)?\b")
+_COMPLAINT_EN_HOW = re.compile(
+    r"\b(how|where|who|procedure|process|steps?|want|file|make|lodge|submit|guide)\b|^/?complaint$"
+)
+_CLAUSE_LIKE = re.compile(
+    r"^(?:第\s*)?[0-9一二三四五六七八九十]+(?:\.[0-9]+)?\s*(?:条|章|节|款)?$"
+    r"|^/?(?:clause|section|article)\s*[0-9]+(?:\.[0-9]+)?$"
+)
+
+
+def _is_toc(q: str) -> bool:
+    return any(re.search(p, q) for p in _TOC_PATTERNS)
+
+
+def _is_complaint(q: str) -> bool:
+    if _COMPLAINT_ZH.search(q):
+        return bool(_COMPLAINT_ZH_HOW.search(q))
+    if _COMPLAINT_EN.search(q):
+        return bool(_COMPLAINT_EN_HOW.search(q))
+    return False
+
+
+def _reference(question: str, knowledge: KnowledgeLike) -> tuple[str, list[Item]] | None:
+    """The explicit reference the question is ("3.2", "第五条", "违约金"): its kind and items."""
+    from bot.references import parse_reference
+
+    ref = parse_reference(question, knowledge)
+    if ref is None:
+        return None
+    items = [item for i in ref.ids if (item := knowledge.get(i)) is not None]
+    return (ref.kind, items) if items else None
+
+
+# --- the answers --------------------------------------------------------------------------
+
+
+def _help(b: _Builder, question: str) -> Answer:
+    b.add("heading", t("help.title", b.language))
+    b.add("help", t("help.body", b.language))
+    return _finish(b, question, "empty", 0.0)
+
+
+def _toc(b: _Builder, question: str) -> Answer:
+    b.add("heading", t("toc.title", b.language))
+    section = None
+    appendix_started = False
+    for item in b.knowledge.items:
+        if item.kind == "clause":
+            if item.section != section:
+                section = item.section
+                b.add("section", item_section(item, b.language))
+            b.add(
+                "toc",
+                t("toc.clause", b.language, id=item.id, title=item_title(item, b.language)),
+                item.id,
+                item.id,
+            )
+        elif item.kind in ("attachments", "breach", "term", "problem", "scenario"):
+            if not appendix_started:
+                appendix_started = True
+                b.add("section", t("toc.appendix", b.language))
+            label, title = item_label(item, b.language), item_title(item, b.language)
+            text = label if title == label else t("toc.entry", b.language, label=label, title=title)
+            b.add("toc", text, item.id, label)
+    b.add("note", t("toc.hint", b.language))
+    return _finish(b, question, "toc", 1.0)
+
+
+def _clauses(b: _Builder, question: str, items: Sequence[Item]) -> Answer:
+    if len(items) == 1:
+        item = items[0]
+        b.section(item)
+        b.quote(item, 1.0)
+        _explain(b, item, 1.0)
+    else:
+        sections = dict.fromkeys(item_section(item, b.language) for item in items if item.section)
+        for section in sections:
+            b.add("section", section)
+        for item in items:
+            b.quote(item, 1.0)
+    return _finish(b, question, "clause", 1.0, _related(b, items))
+
+
+def _clause_not_found(b: _Builder, question: str) -> Answer:
+    b.add("abstain", t("clause.not_found", b.language, ref=question.strip()))
+    return _finish(b, question, "clause", 0.0, abstained=True)
+
+
+def _term(b: _Builder, question: str, item: Item) -> Answer:
+    b.add("heading", t("term.title", b.language, title=item_title(item, b.language)))
+    b.quote(item, 1.0)
+    _explain(b, item, 1.0)
+    return _finish(b, question, "term", 1.0, _related(b, [item]))
+
+
+def _complaint(b: _Builder, question: str) -> Answer:
+    b.add("heading", t("complaint.title", b.language))
+    b.add("explain", t("complaint.intro", b.language))
+    shown: list[Item] = []
+    for item_id in COMPLAINT_STEPS:
+        item = b.knowledge.get(item_id)
+        if item is None:
+            continue
+        shown.append(item)
+        b.add(
+            "step",
+            t(f"complaint.step.{item_id}", b.language),
+            item.id,
+            item_label(item, b.language),
+        )
+        if item.kind == "attachments":
+            _quote_attachment_entry(b, item)
+        else:
+            b.quote(item, 1.0, role="quote")
+        if item_id == "6.1":
+            b.add("note", t("complaint.party_note", b.language), item.id)
+    # Follow-ups from the steps' own clauses, not from the attachments list's many links.
+    steps = [item for item in shown if item.kind != "attachments"]
+    return _finish(b, question, "complaint", 1.0, _related(b, steps))
+
+
+def _quote_attachment_entry(b: _Builder, item: Item) -> None:
+    """Quote only the attachment list's entry for the complaint procedure, verbatim."""
+    entry = _list_entry(item.text, COMPLAINT_ATTACHMENT)
+    label = item_label(item, b.language)
+    if entry is None:
+        b.quote(item, 1.0)
+        return
+    b.add("quote", to_script(entry, b.language), item.id, label)
+    if b.language == "en":
+        entry_en = _list_entry(item.text_en, "omplaint")
+        if entry_en:
+            b.add("translation", entry_en, item.id, label)
+            b.shows_translation = True
+    b.add("note", t("complaint.attachment_note", b.language), item.id)
+    b.cite(item, 1.0)
+
+
+def _list_entry(text: str, needle: str) -> str | None:
+    """The numbered list entry ("5.客户投诉处理流程") of ``text`` that contains ``needle``."""
+    for line in re.split(r"\n|(?=(?<!\d)\d+[.．、])", text):
+        if needle in line:
+            return line.strip(" ；;，,。")
+    return None
+
+
+def _abstain(b: _Builder, question: str, retrieval: Retrieval) -> Answer:
+    b.add("abstain", t("abstain", b.language))
+    topics = [h.item_id for h in retrieval.hits if b.knowledge.get(h.item_id) is not None]
+    topics = list(dict.fromkeys(topics))[:MAX_TOPICS]
+    if topics:
+        b.add("heading", t("abstain.nearest", b.language))
+        for item_id in topics:
+            item = b.knowledge.get(item_id)
+            assert item is not None
+            label = item_label(item, b.language)
+            b.add(
+                "topic",
+                t(
+                    "abstain.topic",
+                    b.language,
+                    label=label,
+                    title=item_title(item, b.language),
+                    id=item.id,
+                ),
+                item.id,
+                label,
+            )
+    # The topics are offered as follow-ups (buttons) but not cited: nothing was answered.
+    return _finish(
+        b, question, "abstain", retrieval.confidence, topics, abstained=True, list_related=False
+    )
+
+
+def _free(b: _Builder, question: str, retrieval: Retrieval) -> Answer:
+    top = retrieval.hits[0]
+    item = b.knowledge.get(top.item_id)
+    if item is None:  # an index from other knowledge; Retriever.load refuses that, but be safe
+        return _abstain(b, question, retrieval)
+    score = top.score
+    b.section(item)
+    b.quote(item, score)
+    _explain(b, item, score)
+    if retrieval.confidence < LOW_CONFIDENCE:
+        b.add("note", t("low_confidence", b.language))
+    related = _related(b, [item], retrieval.hits[1:])
+    return _finish(b, question, "question", retrieval.confidence, related)
+
+
+def answer(
+    question: str,
+    retriever: RetrieverLike,
+    *,
+    language: Language | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Answer:
+    """Answer ``question`` from the agreement in ``language`` (detected when None).
+
+    ``parameters`` overrides template-blank values by name (else knowledge/parameters.toml).
+    """
+    knowledge = retriever.knowledge
+    lang: Language = language or detect_language(question)
+    params = dict(knowledge.parameters)
+    for name, value in (parameters or {}).items():
+        base = params.get(name) or Parameter(name=name, label=name, label_en=name)
+        params[name] = replace(base, value=value or "")
+    b = _Builder(knowledge=knowledge, language=lang, parameters=params)
+
+    q = normalize_question(question)
+    if not q:
+        return _help(b, question)
+    if _is_toc(q):
+        return _toc(b, question)
+    if _is_complaint(q):
+        return _complaint(b, question)
+    ref = _reference(question, knowledge)
+    if ref is not None:
+        kind, items = ref
+        if kind == "term":
+            return _term(b, question, items[0])
+        return _clauses(b, question, items)
+    if _CLAUSE_LIKE.match(q):
+        return _clause_not_found(b, question)
+    retrieval = retriever.search(question)
+    if retrieval.abstain or not retrieval.hits:
+        return _abstain(b, question, retrieval)
+    return _free(b, question, retrieval)

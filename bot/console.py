@@ -1,0 +1,111 @@
+"""The command-line front ends: ``contract-bot ask`` and ``contract-bot chat``.
+
+Both load the retriever (knowledge, model, index) once, then only answer and print. A missing
+model or a stale index is reported on stderr with the command that fixes it (exit status 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
+
+from bot.answer import answer
+from bot.render import to_json, to_text
+from bot.settings import Settings
+from bot.types import Language
+
+if TYPE_CHECKING:
+    from bot.retrieval import Retriever
+
+#: Typed in the chat to leave it (besides end of input and Ctrl-C).
+EXIT_WORDS = frozenset({"exit", "quit", ":q", "退出", "再见", "bye"})
+PROMPTS: dict[str, str] = {"zh-Hans": "问 › ", "zh-Hant": "問 › ", "en": "Q › "}
+
+
+def _utf8(stream: TextIO) -> None:
+    """Make sure Chinese text can be printed even under a non-UTF-8 locale."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if encoding != "utf8" and hasattr(stream, "reconfigure"):
+        stream.reconfigure(encoding="utf-8", errors="replace")
+
+
+def _load(settings: Settings) -> Retriever | None:
+    """The retriever, or None after printing why it cannot be loaded (and the fix) to stderr."""
+    from bot.embedding import ModelFetchError
+    from bot.knowledge import KnowledgeError
+    from bot.retrieval import IndexMismatchError, Retriever
+
+    try:
+        return Retriever.load(settings)
+    except (IndexMismatchError, ModelFetchError) as exc:
+        print(str(exc), file=sys.stderr)
+    except KnowledgeError as exc:
+        print(f"invalid knowledge in {settings.knowledge_dir}:\n{exc}", file=sys.stderr)
+    return None
+
+
+def _cut(question: str, settings: Settings) -> str:
+    return question[: settings.max_question_chars]
+
+
+def _questions(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        line = line.strip()
+        if line:
+            yield line
+
+
+def ask(
+    settings: Settings, question: str, *, as_json: bool = False, language: Language | None = None
+) -> int:
+    """Answer one question, or one per line from stdin when ``question`` is "-"."""
+    _utf8(sys.stdout)
+    retriever = _load(settings)
+    if retriever is None:
+        return 1
+    questions = _questions(sys.stdin) if question == "-" else iter([question])
+    first = True
+    for text in questions:
+        reply = answer(_cut(text, settings), retriever, language=language)
+        if as_json:
+            print(json.dumps(to_json(reply), ensure_ascii=False), flush=True)
+        else:
+            if not first:
+                print()
+            print(to_text(reply), flush=True)
+        first = False
+    return 0
+
+
+def chat(settings: Settings, *, language: Language | None = None) -> int:
+    """Interactive console chat: a prompt on a terminal, none when piped; 0 at end of input."""
+    _utf8(sys.stdout)
+    interactive = sys.stdin.isatty()
+    retriever = _load(settings)
+    if retriever is None:
+        return 1
+    prompt = PROMPTS[language or "zh-Hans"] if interactive else ""
+    if interactive:
+        print(to_text(answer("", retriever, language=language)))
+        print()
+    try:
+        while True:
+            try:
+                line = input(prompt)
+            except EOFError:
+                if interactive:
+                    print()
+                return 0
+            text = line.strip()
+            if not text:
+                continue
+            if text.lower() in EXIT_WORDS:
+                return 0
+            reply = answer(_cut(text, settings), retriever, language=language)
+            print(to_text(reply), flush=True)
+            print(flush=True)
+    except KeyboardInterrupt:
+        print()
+        return 0
