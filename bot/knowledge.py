@@ -154,7 +154,11 @@ class Knowledge:
         return tuple(self.by_id[to] for to in item.linked(rel) if to in self.by_id)
 
     def fill(self, item_id: str, language: Language = "zh-Hans") -> str:
-        """The item's text (``text_en`` for English) with every set parameter filled in."""
+        """The item's text with every set parameter filled in.
+
+        English gets ``text_en``; both Chinese variants get the authoritative zh-Hans ``text``
+        (converting it to zh-Hant is the reply layer's job).
+        """
         item = self.by_id[item_id]
         text = item.text_en if language == "en" else item.text
         return fill_blanks(text, item.blanks, self.parameters, language)
