@@ -1,0 +1,154 @@
+"""The Telegram layer's fixed strings, added to ``bot.texts`` (keys prefixed ``tg_``).
+
+Importing this module registers them; read them with ``bot.texts.t(key, language)``. zh-Hant is
+converted from zh-Hans like every other string.
+"""
+
+from __future__ import annotations
+
+from bot import texts
+
+ZH_HANS = {
+    # --- commands menu (set_my_commands) ----------------------------------------------------
+    "tg_cmd_start": "开始：我能回答什么",
+    "tg_cmd_help": "使用帮助",
+    "tg_cmd_clause": "按编号查条款，或查看目录",
+    "tg_cmd_term": "名词解释",
+    "tg_cmd_complaint": "客户投诉指引",
+    "tg_cmd_lang": "选择回复语言",
+    # --- start / help -----------------------------------------------------------------------
+    "tg_examples_title": "试试这些问题：",
+    "tg_example_0": "合同有效期多久？",
+    "tg_example_1": "甲方什么时候付款？",
+    "tg_example_2": "乙方泄露资料怎么办？",
+    "tg_example_3": "什么是违约金？",
+    "tg_commands": (
+        "命令：\n"
+        "/clause 3.2 — 查看条款（不带编号则显示目录）\n"
+        "/term 违约金 — 名词解释\n"
+        "/complaint — 客户投诉指引\n"
+        "/lang — 选择回复语言"
+    ),
+    "tg_group_hint": "在群组中，请 @我 或回复我的消息来提问。",
+    # --- buttons ----------------------------------------------------------------------------
+    "tg_btn_fulltext": "📄 原文 {label}",
+    "tg_btn_up": "👍",
+    "tg_btn_down": "👎",
+    "tg_rel_breach": "如果违约？",
+    "tg_rel_remedy": "违约后果",
+    "tg_rel_procedure": "怎么办",
+    "tg_rel_definition": "名词",
+    "tg_rel_document": "附件",
+    "tg_rel_obligation": "对应义务",
+    "tg_rel_related": "相关",
+    "tg_rel_topic": "相关话题",
+    "tg_toc_intro": "《互联网产品售后支持协议》目录：点按查看条款原文。",
+    "tg_terms_intro": "名词解释：点按查看，或发送 /term 加名词，如「/term 违约金」。",
+    # --- callbacks --------------------------------------------------------------------------
+    "tg_vote_thanks": "谢谢您的反馈！",
+    "tg_vote_changed": "已更新您的反馈。",
+    "tg_vote_same": "您已经反馈过了。",
+    "tg_expired": "这个按钮已失效，请重新提问。",
+    "tg_lang_prompt": "请选择回复语言：",
+    "tg_lang_set": "好的，以后用简体中文回复您。",
+    # --- notices ----------------------------------------------------------------------------
+    "tg_non_text": "我只能阅读文字消息。请用文字提问，例如「合同有效期多久？」",
+    "tg_rate_limited": "您提问太频繁了，请稍等一分钟再试。",
+    "tg_cut": "（您的问题较长，只按前 {n} 个字回答。）",
+    "tg_error": "抱歉，处理您的消息时出错了，请稍后再试。",
+    "tg_inline_source": "《互联网产品售后支持协议》{label}",
+    # --- admin ------------------------------------------------------------------------------
+    "tg_admin_only": "抱歉，此命令仅供管理员使用。",
+    "tg_reload_busy": "正在重新加载，请稍候。",
+    "tg_reload_started": "正在从磁盘重新加载知识库和索引……期间照常回答问题。",
+    "tg_reload_done": "重新加载完成：{items} 个条目，用时 {seconds} 秒。",
+    "tg_reload_failed": "重新加载失败，继续使用原有索引。\n错误：{error}",
+    "tg_stats": (
+        "统计\n"
+        "提问：{questions}\n"
+        "已回答：{answered}\n"
+        "无法回答：{abstained}\n"
+        "用户：{users}\n"
+        "反馈：👍 {up} / 👎 {down}\n"
+        "语言：{languages}"
+    ),
+    "tg_unanswered_title": "最近未能回答或被点 👎 的问题：",
+    "tg_unanswered_empty": "目前没有未能回答或被点 👎 的问题。",
+    "tg_unanswered_abstained": "无法回答",
+    "tg_unanswered_downvoted": "👎 {n}",
+}
+
+EN = {
+    "tg_cmd_start": "Start: what I can answer",
+    "tg_cmd_help": "How to use this bot",
+    "tg_cmd_clause": "A clause by number, or the table of contents",
+    "tg_cmd_term": "Glossary",
+    "tg_cmd_complaint": "How to make a complaint",
+    "tg_cmd_lang": "Choose the reply language",
+    "tg_examples_title": "Try these questions:",
+    "tg_example_0": "How long is the agreement valid?",
+    "tg_example_1": "When must Party A pay?",
+    "tg_example_2": "What if Party B leaks our materials?",
+    "tg_example_3": "What does liquidated damages mean?",
+    "tg_commands": (
+        "Commands:\n"
+        "/clause 3.2 — read a clause (without a number: the table of contents)\n"
+        "/term penalty — glossary\n"
+        "/complaint — how to make a complaint\n"
+        "/lang — choose the reply language"
+    ),
+    "tg_group_hint": "In groups, mention me or reply to my message to ask.",
+    "tg_btn_fulltext": "📄 Text of {label}",
+    "tg_btn_up": "👍",
+    "tg_btn_down": "👎",
+    "tg_rel_breach": "If breached?",
+    "tg_rel_remedy": "Consequences",
+    "tg_rel_procedure": "What to do",
+    "tg_rel_definition": "Term",
+    "tg_rel_document": "Attachment",
+    "tg_rel_obligation": "Obligation",
+    "tg_rel_related": "Related",
+    "tg_rel_topic": "Nearest topic",
+    "tg_toc_intro": "Contents of the After-Sales Support Agreement: tap to read a clause.",
+    "tg_terms_intro": "Glossary: tap a term, or send /term with a word, e.g. “/term penalty”.",
+    "tg_vote_thanks": "Thanks for your feedback!",
+    "tg_vote_changed": "Your feedback was updated.",
+    "tg_vote_same": "You already gave this feedback.",
+    "tg_expired": "This button has expired; please ask again.",
+    "tg_lang_prompt": "Choose the reply language:",
+    "tg_lang_set": "OK, I will reply in English from now on.",
+    "tg_non_text": (
+        "I can only read text messages. Please type your question, "
+        "e.g. “How long is the agreement valid?”"
+    ),
+    "tg_rate_limited": "You are asking very fast; please wait a minute and try again.",
+    "tg_cut": "(Your question was long; I answered its first {n} characters.)",
+    "tg_error": "Sorry, something went wrong with your message. Please try again later.",
+    "tg_inline_source": "After-Sales Support Agreement, {label}",
+    "tg_admin_only": "Sorry, this command is for administrators only.",
+    "tg_reload_busy": "A reload is already running; please wait.",
+    "tg_reload_started": (
+        "Reloading the knowledge and index from disk… answering continues meanwhile."
+    ),
+    "tg_reload_done": "Reloaded: {items} items in {seconds} s.",
+    "tg_reload_failed": "Reload failed; the previous index stays in use.\nError: {error}",
+    "tg_stats": (
+        "Statistics\n"
+        "Questions: {questions}\n"
+        "Answered: {answered}\n"
+        "Abstained: {abstained}\n"
+        "Users: {users}\n"
+        "Feedback: 👍 {up} / 👎 {down}\n"
+        "Languages: {languages}"
+    ),
+    "tg_unanswered_title": "Recent questions not answered or voted 👎:",
+    "tg_unanswered_empty": "No unanswered or 👎 questions so far.",
+    "tg_unanswered_abstained": "abstained",
+    "tg_unanswered_downvoted": "👎 {n}",
+}
+
+ZH_HANT_OVERRIDES = {
+    "tg_lang_set": "好的，以後用繁體中文回覆您。",
+}
+
+texts.extend(ZH_HANS, EN, ZH_HANT_OVERRIDES)
