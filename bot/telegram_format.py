@@ -122,7 +122,7 @@ def addressed_text(
     if not spans:
         return None
     for start, end in sorted(spans, reverse=True):
-        text = text[:start] + " " + text[end:]
+        text = text[:start] + " " + re.sub(r"^[\s,，:：、]+", "", text[end:])
     return re.sub(r"\s+", " ", text).strip(" ,，:：")
 
 
@@ -153,9 +153,12 @@ def _atoms(html: str, hard: int) -> list[_Atom]:
         for piece in _PIECE.findall(token):
             if not piece:
                 continue
-            priority = (
-                3 if piece.endswith("\n") else 2 if piece.rstrip()[-1:] in "。！？；!?" else 1
-            )
+            if piece.endswith("\n\n"):
+                priority = 4  # a blank line: between blocks
+            elif piece.endswith("\n"):
+                priority = 3
+            else:
+                priority = 2 if piece.rstrip()[-1:] in "。！？；!?" else 1
             while len(piece) > hard:  # no natural break: cut, but never inside an &entity;
                 cut = hard
                 amp = piece.rfind("&", max(0, cut - 10), cut)
@@ -210,7 +213,11 @@ def split_html(html: str, limit: int = MAX_MESSAGE) -> list[str]:
             # Too long: cut at the best earlier point (never right after an opening tag),
             # preferring paragraph ends, then sentence ends, and cuts where no tag is open.
             candidates = [
-                (a.priority + (0 if after else 1), index + 1, length(current[: index + 1], after))
+                (
+                    2 * a.priority + (0 if after else 1),
+                    index + 1,
+                    length(current[: index + 1], after),
+                )
                 for index, (a, after) in enumerate(current[:-1])
                 if a.kind != "open"
             ]

@@ -1,0 +1,172 @@
+"""Pure helpers of the Telegram layer, on hand-made inputs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from emulator import parse_html
+from telegram import MessageEntity, User
+
+from bot.telegram_app import RedactToken, UserRateLimiter
+from bot.telegram_format import (
+    MAX_CALLBACK_DATA,
+    addressed_text,
+    cut_question,
+    parse_callback,
+    resolve_language,
+    split_html,
+)
+
+# --- split_html --------------------------------------------------------------------------
+
+
+def _check_parts(parts: list[str], original: str, limit: int) -> None:
+    assert parts, "nothing sent"
+    for part in parts:
+        assert 0 < len(part) <= limit
+        parse_html(part)  # raises like Telegram on a broken tag
+    visible = "".join(parse_html(p) for p in parts)
+    assert re.sub(r"\s", "", visible) == re.sub(r"\s", "", parse_html(original))
+
+
+def test_short_text_is_one_part() -> None:
+    assert split_html("<b>第2.1条</b>\n<blockquote>本协议有效期</blockquote>") == [
+        "<b>第2.1条</b>\n<blockquote>本协议有效期</blockquote>"
+    ]
+    assert split_html("   ") == []
+
+
+def test_splits_at_paragraph_boundaries() -> None:
+    paragraphs = [f"<b>第{i}段</b>\n{'甲方应当按时付款。' * 20}" for i in range(12)]
+    html = "\n\n".join(paragraphs)
+    parts = split_html(html, limit=1000)
+    _check_parts(parts, html, 1000)
+    assert len(parts) > 1
+    for part in parts:  # every part starts at a paragraph start
+        assert part.startswith("<b>第")
+
+
+def test_long_blockquote_is_closed_and_reopened() -> None:
+    html = (
+        "<b>标题</b>\n<blockquote expandable>"
+        + "乙方应保守甲方的技术秘密。" * 300
+        + "</blockquote>\n结尾"
+    )
+    parts = split_html(html, limit=800)
+    _check_parts(parts, html, 800)
+    assert all(p.count("<blockquote expandable>") == p.count("</blockquote>") for p in parts)
+    assert parts[1].startswith("<blockquote expandable>")
+
+
+def test_no_sentence_ends_hard_cut_outside_entities() -> None:
+    html = "<i>" + "a&amp;b " * 600 + "</i>"
+    parts = split_html(html, limit=500)
+    _check_parts(parts, html, 500)
+    for part in parts:
+        assert not re.search(r"&[a-z]*$", part.replace("</i>", ""))
+
+
+@pytest.mark.parametrize("limit", [64, 200, 4096])
+def test_mixed_answer_like_text(limit: int) -> None:
+    block = (
+        "<b>【第5.1条】</b>\n<blockquote>任何一方违反本协议约定，应承担违约责任。</blockquote>\n"
+        "<blockquote><i>Either party that breaches shall bear liability.</i></blockquote>\n"
+        "<i>Unofficial translation; the Chinese text governs.</i>"
+    )
+    html = "\n\n".join([block] * 40)
+    _check_parts(split_html(html, limit=limit), html, limit)
+
+
+# --- callback data -----------------------------------------------------------------------
+
+
+def test_parse_callback() -> None:
+    vote = parse_callback("v:+:AbC_12-x")
+    assert vote is not None and (vote.kind, vote.arg, vote.vote) == ("vote", "AbC_12-x", 1)
+    down = parse_callback("v:-:AbC_12-x")
+    assert down is not None and down.vote == -1
+    item = parse_callback("i:breach-2:zh-Hant")
+    assert item is not None and (item.kind, item.arg, item.language) == (
+        "item",
+        "breach-2",
+        "zh-Hant",
+    )
+    lang = parse_callback("l:en")
+    assert lang is not None and lang.kind == "lang" and lang.language == "en"
+    for junk in (None, "", "v:*:x", "i:3.2:fr", "x:1", "l:de", "f::en", "q:1"):
+        assert parse_callback(junk) is None
+    assert len(b"f:scenario-3:zh-Hant") < MAX_CALLBACK_DATA
+
+
+# --- language, mentions, cutting ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chosen", "code", "text", "expected"),
+    [
+        ("en", "zh-hans", "合同有效期多久", "en"),
+        (None, "zh-hant", "合同", "zh-Hant"),
+        (None, "zh-TW", "", "zh-Hant"),
+        (None, "zh-hk", "合同", "zh-Hant"),
+        (None, "zh-hans", "合同有效期多久", "zh-Hans"),
+        (None, "zh", "合約有效期多久？違約怎麼辦", "zh-Hant"),
+        (None, "en-US", "合同有效期多久", "en"),
+        (None, "de", "How long is it valid?", "en"),
+        (None, None, "合約有效期多久？違約怎麼辦", "zh-Hant"),
+        (None, None, "", "zh-Hans"),
+    ],
+)
+def test_resolve_language(chosen: str | None, code: str | None, text: str, expected: str) -> None:
+    assert resolve_language(chosen, code, text) == expected  # type: ignore[arg-type]
+
+
+def test_addressed_text() -> None:
+    text = "@Contract_Test_Bot 违约金是多少？"
+    mention = MessageEntity(MessageEntity.MENTION, 0, 18)
+    assert addressed_text(text, [mention], "contract_test_bot", 1) == "违约金是多少？"
+    assert (
+        addressed_text(
+            "@someone_else hi", [MessageEntity("mention", 0, 13)], "contract_test_bot", 1
+        )
+        is None
+    )
+    assert addressed_text("no mention", [], "contract_test_bot", 1) is None
+    bot = User(1, "Bot", is_bot=True)
+    emoji = "🙂 机器人，付款时间？"  # the emoji is two UTF-16 code units
+    entity = MessageEntity(MessageEntity.TEXT_MENTION, 3, 3, user=bot)
+    assert addressed_text(emoji, [entity], "contract_test_bot", 1) == "🙂 付款时间？"
+
+
+def test_cut_question() -> None:
+    assert cut_question("  短问题  ", 10) == ("短问题", False)
+    assert cut_question("很" * 20, 10) == ("很" * 10, True)
+
+
+# --- rate limit and token redaction ------------------------------------------------------
+
+
+def test_user_rate_limiter_window_and_single_notice() -> None:
+    limiter = UserRateLimiter(3, window=60)
+    assert [limiter.check(1, now=t)[0] for t in (0, 1, 2)] == [True, True, True]
+    assert limiter.check(1, now=3) == (False, True)  # notice once
+    assert limiter.check(1, now=4) == (False, False)
+    assert limiter.check(2, now=4) == (True, False)  # other users unaffected
+    assert limiter.check(1, now=60.5)[0] is True  # the first request left the window
+
+
+def test_token_is_redacted_from_messages_arguments_and_tracebacks() -> None:
+    token = "123:SECRET-token"
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "url %s", (f"/bot{token}/getMe",), None
+    )
+    try:
+        raise RuntimeError(f"failed https://api.telegram.org/bot{token}/getUpdates")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactToken(token).filter(record)
+    formatted = logging.Formatter().format(record)
+    assert token not in formatted and "<token>" in formatted
