@@ -203,9 +203,17 @@ def _explain(b: _Builder, item: Item, score: float) -> None:
     for rel in EXPLAIN_RELS:
         for target_id in item.linked(rel):
             add(rel, target_id, 1)
+    # A troubleshooting note links its breach as "related": it still says what counts as breach.
+    for target_id in item.linked("related"):
+        target = k.get(target_id)
+        if target is not None and target.kind == "breach":
+            add("breach", target_id, 1)
+    # Second hop: from the breach to its remedy and procedure (and, when the answer is not
+    # itself a clause, to the obligation it breaches).
+    second = SECOND_HOP_RELS if item.kind == "clause" else ("obligation", *SECOND_HOP_RELS)
     for via_rel in ("breach", "obligation"):
         for via, _depth in list(groups[via_rel]):
-            for rel in SECOND_HOP_RELS:
+            for rel in second:
                 for target_id in via.linked(rel):
                     add(rel, target_id, 2)
 
@@ -468,7 +476,8 @@ def _free(b: _Builder, question: str, retrieval: Retrieval) -> Answer:
     item = b.knowledge.get(top.item_id)
     if item is None:  # an index from other knowledge; Retriever.load refuses that, but be safe
         return _abstain(b, question, retrieval)
-    score = top.score
+    # The calibrated confidence (0..1) scores the main citation; fused ranks are not comparable.
+    score = retrieval.confidence
     b.section(item)
     b.quote(item, score)
     _explain(b, item, score)

@@ -248,3 +248,163 @@ def test_simplified_check_helper_is_sound() -> None:
     # The acceptance tests below rely on this: converting zh-Hant text changes nothing.
     assert to_script("本協議", "zh-Hant") == "本協議"
     assert to_simplified("本協議") == "本协议"
+
+
+# --- acceptance: the real knowledge, model and index -----------------------------------------
+#
+# Fixtures `knowledge` and `retriever` (session-scoped, tests/conftest.py) load them once.
+
+CLAUSES = [
+    f"{s}.{n}"
+    for s, count in ((1, 3), (2, 2), (3, 3), (4, 3), (5, 2), (6, 1), (7, 2))
+    for n in range(1, count + 1)
+]
+
+
+def _explained(a: Answer) -> set[str]:
+    return {p.cite for p in a.parts if p.role == "explain" and p.cite}
+
+
+def _verbatim_texts(knowledge: Knowledge, language: str) -> set[str]:
+    """Every form in which agreement text may appear in a reply of ``language``."""
+    out: set[str] = set()
+    for item in knowledge.items:
+        forms = [
+            item.text,
+            item.text_en,
+            item.text.replace("\n", " "),
+            item.text_en.replace("\n", "; "),
+            *item.text.splitlines(),  # one entry of a list (the complaint attachment)
+            *item.text_en.splitlines(),
+        ]
+        out.update(to_script(f, language) for f in forms)  # type: ignore[arg-type]
+    return out
+
+
+def test_payment_question_quotes_3_2_and_explains_breach_remedy_procedure(
+    retriever: object, knowledge: Knowledge
+) -> None:
+    a = answer("甲方什么时候付款？", retriever)  # type: ignore[arg-type]
+    assert not a.abstained and a.intent == "question"
+    assert a.citations[0].id == "3.2"
+    assert knowledge.by_id["3.2"].text in to_text(a)
+    assert {"breach-1", "5.1", "problem-1"} <= _explained(a)
+    assert {"breach-1", "5.1", "problem-1"} <= {c.id for c in a.citations}
+    assert "义务方：甲方" in to_text(a)
+    assert 2 <= len(a.related) <= 3 and "3.2" not in a.related
+
+
+def test_confidentiality_question_walks_to_breach_remedy_procedure(retriever: object) -> None:
+    a = answer("乙方能把我们的技术资料透露给别的公司吗？", retriever)  # type: ignore[arg-type]
+    assert a.citations[0].id in ("1.3", "breach-4")
+    assert {"1.3", "breach-4", "5.1", "problem-4"} <= {c.id for c in a.citations}
+
+
+def test_term_question_says_the_years_are_left_blank(
+    retriever: object, knowledge: Knowledge
+) -> None:
+    a = answer("合同有效期多久？", retriever)  # type: ignore[arg-type]
+    assert a.citations[0].id == "2.1"
+    text = to_text(a)
+    assert knowledge.by_id["2.1"].text in text  # the blank stays a blank
+    assert "本模板此处留空：有效期（年）" in text
+    assert not any(ch.isdigit() for ch in knowledge.by_id["2.1"].text)
+
+
+def test_traditional_in_traditional_out(retriever: object, knowledge: Knowledge) -> None:
+    a = answer("甲方什麼時候要付款？", retriever)  # type: ignore[arg-type]
+    assert a.language == "zh-Hant"
+    assert a.citations[0].id == "3.2"
+    text = to_text(a)
+    assert to_script(knowledge.by_id["3.2"].text, "zh-Hant") in text
+    assert "【第3.2條】" in text
+    assert text == to_script(text, "zh-Hant"), "simplified-only characters left in the reply"
+
+
+def test_english_in_english_out_with_the_unofficial_note(
+    retriever: object, knowledge: Knowledge
+) -> None:
+    a = answer("When does Party A have to pay the service fee?", retriever)  # type: ignore[arg-type]
+    assert a.language == "en"
+    assert a.citations[0].id == "3.2"
+    text = to_text(a)
+    item = knowledge.by_id["3.2"]
+    assert item.text in text and item.text_en in text
+    assert "[Clause 3.2]" in text
+    assert "Unofficial translation; the Chinese text governs." in text
+    assert "Obliged party: Party A" in text
+
+
+@pytest.mark.parametrize(
+    "question", ["今天天气怎么样？", "How do I bake sourdough bread?", "推荐一部好看的电影吧"]
+)
+def test_out_of_scope_abstains_without_citations(retriever: object, question: str) -> None:
+    a = answer(question, retriever)  # type: ignore[arg-type]
+    assert a.abstained and a.citations == ()
+    assert not any(p.role in ("quote", "explain", "translation") for p in a.parts)
+    topics = [p for p in a.parts if p.role == "topic"]
+    assert 2 <= len(topics) <= 3 and all(p.cite and p.cite in p.text for p in topics)
+    assert a.related == tuple(p.cite for p in topics)
+
+
+def test_section_five_lists_5_1_and_5_2(retriever: object, knowledge: Knowledge) -> None:
+    a = answer("第五条", retriever)  # type: ignore[arg-type]
+    assert [c.id for c in a.citations] == ["5.1", "5.2"]
+    text = to_text(a)
+    assert knowledge.by_id["5.1"].text in text and knowledge.by_id["5.2"].text in text
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [("怎么投诉", "zh-Hans"), ("How do I complain?", "en"), ("投訴", "zh-Hant")],
+)
+def test_complaint_guide_steps_cite_their_items(
+    retriever: object, question: str, language: str
+) -> None:
+    a = answer(question, retriever)  # type: ignore[arg-type]
+    assert a.intent == "complaint" and a.language == language
+    assert [p.cite for p in a.parts if p.role == "step"] == [
+        "4.3",
+        "attachments",
+        "problem-3",
+        "6.1",
+    ]
+    assert [c.id for c in a.citations] == ["4.3", "attachments", "problem-3", "6.1"]
+    assert to_script("5.客户投诉处理流程", a.language) in to_text(a)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("question", "term", "language"),
+    [("什么是违约金", "term-3", "zh-Hans"), ("what does 争议解决 mean", "term-4", "en")],
+)
+def test_glossary(retriever: object, question: str, term: str, language: str) -> None:
+    a = answer(question, retriever)  # type: ignore[arg-type]
+    assert (a.intent, a.language) == ("term", language)
+    assert a.citations[0].id == term
+
+
+def test_table_of_contents_lists_every_clause(retriever: object) -> None:
+    a = answer("有哪些条款？", retriever)  # type: ignore[arg-type]
+    assert [p.cite for p in a.parts if p.role == "toc"][: len(CLAUSES)] == CLAUSES
+
+
+@pytest.mark.parametrize("language", ["zh-Hans", "zh-Hant", "en"])
+def test_no_sentence_is_made_up(retriever: object, knowledge: Knowledge, language: str) -> None:
+    """Every cited paragraph of a reply is agreement text or its translation, verbatim."""
+    allowed = _verbatim_texts(knowledge, language)
+    questions = [
+        "甲方什么时候付款？",
+        "乙方泄露资料怎么办",
+        "违约了怎么办",
+        "服务质量不达标怎么处理",
+        "合同到期想续签要怎么做",
+        "What happens if Party A pays late?",
+        "3.3",
+        "怎么投诉",
+    ]
+    for question in questions:
+        a = answer(question, retriever, language=language)  # type: ignore[arg-type]
+        assert a.language == language
+        for part in a.parts:
+            if part.role in ("quote", "explain", "translation") and part.label:
+                assert part.text in allowed, (question, part)

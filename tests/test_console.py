@@ -1,0 +1,102 @@
+"""The command line as a user runs it: `ask`, `ask --json`, `ask --json -`, `chat` / `run`.
+
+Each subprocess loads the model and the index (a few seconds), so there are only a few.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ROOT, Settings
+
+KEYS = ["question", "language", "abstained", "confidence", "citations", "answer"]
+
+
+def _run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "PYTHONIOENCODING": "utf-8",
+        "BOT_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        env=full_env,
+        timeout=180,
+        check=False,
+    )
+
+
+def _check_shape(obj: dict[str, object]) -> None:
+    assert list(obj) == KEYS
+    assert obj["language"] in ("zh-Hans", "zh-Hant", "en")
+    assert isinstance(obj["abstained"], bool)
+    confidence = obj["confidence"]
+    assert isinstance(confidence, float | int) and 0.0 <= confidence <= 1.0
+    assert isinstance(obj["citations"], list)
+    for citation in obj["citations"]:
+        assert set(citation) == {"id", "kind", "score"}
+    assert isinstance(obj["answer"], str) and obj["answer"]
+
+
+def test_ask_json_one_question() -> None:
+    proc = _run("ask", "--json", "甲方什么时候付款？")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    obj = json.loads(lines[0])
+    _check_shape(obj)
+    assert obj["question"] == "甲方什么时候付款？"
+    assert obj["language"] == "zh-Hans"
+    assert obj["abstained"] is False
+    assert obj["citations"][0]["id"] == "3.2"
+    assert obj["citations"][0]["kind"] == "clause"
+    assert "于每季度第一个月内支付乙方上一季度的服务费用" in obj["answer"]
+
+
+def test_ask_json_reads_one_question_per_line() -> None:
+    stdin = "合同有效期多久？\n\n違約金是什麼？\nHow do I complain?\n"
+    proc = _run("ask", "--json", "-", stdin=stdin)
+    assert proc.returncode == 0, proc.stderr
+    objs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert len(objs) == 3  # the blank line is skipped
+    for obj in objs:
+        _check_shape(obj)
+    assert [o["language"] for o in objs] == ["zh-Hans", "zh-Hant", "en"]
+    assert objs[0]["citations"][0]["id"] == "2.1"
+    assert objs[1]["citations"][0]["id"] == "term-3"
+    assert "4.3" in [c["id"] for c in objs[2]["citations"]]
+
+
+def test_run_without_token_is_the_console_chat() -> None:
+    # What `echo "合同有效期多久？" | make run` does when no token is set.
+    proc = _run("run", stdin="合同有效期多久？\n", env={"BOT_TELEGRAM_TOKEN": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "【第2.1条】本协议的有效期为__________年" in proc.stdout
+    assert "本模板此处留空" in proc.stdout
+    assert "问 ›" not in proc.stdout  # no prompt when piped
+
+
+def test_stale_index_is_refused_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.console import ask
+
+    settings = Settings(index_dir=tmp_path / "no-index")
+    assert ask(settings, "合同有效期多久？", as_json=True) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "index" in captured.err.lower()
