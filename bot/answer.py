@@ -487,6 +487,31 @@ def _free(b: _Builder, question: str, retrieval: Retrieval) -> Answer:
     return _finish(b, question, "question", retrieval.confidence, related)
 
 
+def _builder(
+    knowledge: KnowledgeLike, language: Language, overrides: Mapping[str, str] | None
+) -> _Builder:
+    params = dict(knowledge.parameters)
+    for name, value in (overrides or {}).items():
+        base = params.get(name) or Parameter(name=name, label=name, label_en=name)
+        params[name] = replace(base, value=value or "")
+    return _Builder(knowledge=knowledge, language=language, parameters=params)
+
+
+def item_answer(
+    item: Item,
+    knowledge: KnowledgeLike,
+    language: Language,
+    parameters: Mapping[str, str] | None = None,
+) -> Answer:
+    """Just one item in full: its section, its text (blanks filled or flagged), for English the
+    unofficial translation. For a "full text" button or an inline result; no retrieval."""
+    b = _builder(knowledge, language, parameters)
+    b.add("heading", f"{item_label(item, language)} {item_title(item, language)}".strip(), item.id)
+    b.section(item)
+    b.quote(item, 1.0)
+    return _finish(b, item.id, "clause", 1.0)
+
+
 def answer(
     question: str,
     retriever: RetrieverLike,
@@ -499,16 +524,16 @@ def answer(
     ``parameters`` overrides template-blank values by name (else knowledge/parameters.toml).
     """
     knowledge = retriever.knowledge
-    lang: Language = language or detect_language(question)
-    params = dict(knowledge.parameters)
-    for name, value in (parameters or {}).items():
-        base = params.get(name) or Parameter(name=name, label=name, label_en=name)
-        params[name] = replace(base, value=value or "")
-    b = _Builder(knowledge=knowledge, language=lang, parameters=params)
+    # An item id on its own ("breach-1", from a follow-up button) is no language at all.
+    by_id = knowledge.get(question.strip())
+    lang: Language = language or ("zh-Hans" if by_id else detect_language(question))
+    b = _builder(knowledge, lang, parameters)
 
     q = normalize_question(question)
     if not q:
         return _help(b, question)
+    if by_id is not None:
+        return _clauses(b, question, [by_id])
     if _is_toc(q):
         return _toc(b, question)
     if _is_complaint(q):

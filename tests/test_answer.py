@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.answer import answer
+from bot.answer import answer, item_answer
 from bot.knowledge import Knowledge
 from bot.language import to_script, to_simplified
 from bot.render import to_text
@@ -106,6 +106,10 @@ def _texts(a: Answer, role: str | None = None) -> list[str]:
 
 def _cited(a: Answer) -> list[str]:
     return [c.id for c in a.citations]
+
+
+def _explained(a: Answer) -> set[str]:
+    return {p.cite for p in a.parts if p.role == "explain" and p.cite}
 
 
 # --- unit tests ------------------------------------------------------------------------------
@@ -235,6 +239,28 @@ def test_blank_question_gets_help() -> None:
     assert retriever.asked == []
 
 
+def test_an_item_id_is_answered_about_that_item() -> None:
+    # What a follow-up button sends; an id carries no language, so it is not "English".
+    retriever = FakeRetriever(TOY)
+    a = answer("breach-1", retriever)
+    assert retriever.asked == []
+    assert (a.intent, a.language) == ("clause", "zh-Hans")
+    assert a.citations[0].id == "breach-1"
+    assert "1.1" in _explained(a)  # the obligation it breaches
+
+
+def test_item_answer_quotes_one_item_with_its_blanks() -> None:
+    a = item_answer(TOY.by_id["1.3"], TOY, "en", parameters={"fee": "100"})
+    assert [c.id for c in a.citations] == ["1.3"]
+    assert (
+        next(p for p in a.parts if p.role == "quote").text == "本协议有效期为_____年，费用为100元。"
+    )
+    text = to_text(a)
+    assert "This template leaves the term (years) blank" in text
+    assert "fee: 100" in text
+    assert "Unofficial translation; the Chinese text governs." in text
+
+
 @pytest.mark.parametrize("question", ["目录", "有哪些条款？", "table of contents", "list clauses"])
 def test_table_of_contents(question: str) -> None:
     a = answer(question, FakeRetriever(TOY))
@@ -259,10 +285,6 @@ CLAUSES = [
     for s, count in ((1, 3), (2, 2), (3, 3), (4, 3), (5, 2), (6, 1), (7, 2))
     for n in range(1, count + 1)
 ]
-
-
-def _explained(a: Answer) -> set[str]:
-    return {p.cite for p in a.parts if p.role == "explain" and p.cite}
 
 
 def _verbatim_texts(knowledge: Knowledge, language: str) -> set[str]:
