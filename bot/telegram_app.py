@@ -581,6 +581,10 @@ def _inline_items(retriever: RetrieverLike, query: str) -> list[Item]:
     reference = parse_reference(query, knowledge)
     if reference is not None:
         ids.extend(reference.ids)
+        for item_id in reference.ids:  # then what the referenced items link to
+            linked = knowledge.get(item_id)
+            if linked is not None:
+                ids.extend(link.to for link in linked.links)
     retrieval = retriever.search(query, k=INLINE_RESULTS)
     if not retrieval.abstain:
         ids.extend(hit.item_id for hit in retrieval.hits)
@@ -639,13 +643,17 @@ async def on_error(update: object, context: Context) -> None:
     language: Language = "zh-Hans"
     if isinstance(state, BotState) and state.storage is not None:
         language = _language(state, update.effective_user)
-    try:
-        if update.callback_query is not None:
+    if update.callback_query is not None:
+        try:
             await update.callback_query.answer(t("tg_error", language), show_alert=True)
-        elif update.effective_chat is not None:
+            return
+        except TelegramError:  # already answered before the error: say it in the chat
+            pass
+    if update.effective_chat is not None:
+        try:
             await context.bot.send_message(update.effective_chat.id, t("tg_error", language))
-    except TelegramError as exc:
-        log.warning("could not tell the user about the error: %s", exc)
+        except TelegramError as exc:
+            log.warning("could not tell the user about the error: %s", exc)
 
 
 # --- the application ---------------------------------------------------------------------

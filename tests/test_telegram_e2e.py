@@ -396,8 +396,8 @@ async def test_429_is_retried_after_retry_after(app: Any, emu: BotApiEmulator) -
 
 async def test_5xx_on_get_updates_does_not_stop_the_bot(app: Any, emu: BotApiEmulator) -> None:
     user = new_user()
-    emu.inject("getUpdates", status=502, times=2)
-    await emu.wait_until(lambda: [c for c in emu.calls_of("getUpdates") if c.status == 502][1:], 10)
+    emu.inject("getUpdates", status=502, times=1)
+    await emu.wait_until(lambda: [c for c in emu.calls_of("getUpdates") if c.status == 502], 10)
     (reply,) = await ask(emu, "合同有效期多久？", user)
     assert cited(reply) == "2.1"
 
