@@ -45,7 +45,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answer import answer
+from bot.answer import answer, item_answer
 from bot.settings import Settings
 from bot.storage import Storage, StorageError
 from bot.telegram_format import (
@@ -56,7 +56,6 @@ from bot.telegram_format import (
     cut_question,
     example_question,
     examples_keyboard,
-    item_answer,
     item_label,
     item_title,
     lang_keyboard,

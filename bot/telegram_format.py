@@ -22,7 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 from bot import telegram_texts as _registered  # noqa: F401  (registers the tg_ strings)
 from bot.language import LANGUAGES, detect_language, parse_language
 from bot.texts import t
-from bot.types import Answer, Citation, Item, Language, Parameter, Part, Retrieval
+from bot.types import Answer, Item, Language, Parameter, Retrieval
 
 MAX_MESSAGE = 4096
 MAX_CALLBACK_DATA = 64
@@ -402,33 +402,7 @@ def terms_keyboard(knowledge: KnowledgeLike, language: Language) -> InlineKeyboa
     return InlineKeyboardMarkup(_two_columns(buttons))
 
 
-# --- an item on its own ------------------------------------------------------------------
-
-
-def item_answer(item: Item, knowledge: KnowledgeLike, language: Language) -> Answer:
-    """An ``Answer`` that only quotes one item in full (the 📄 button, inline results)."""
-    from bot.answer import item_section
-    from bot.language import to_script
-
-    label = item_label(item, language)
-    parts = [Part("heading", f"{label} {item_title(item, language)}".strip(), item.id)]
-    if item.section:
-        parts.append(Part("section", item_section(item, language), item.id))
-    zh = knowledge.fill(item.id, "zh-Hans")
-    parts.append(Part("quote", to_script(zh, language), item.id, label))
-    if language == "en" and item.text_en:
-        parts.append(Part("translation", knowledge.fill(item.id, "en"), item.id, label))
-        parts.append(Part("note", t("translation_note", language)))
-    return Answer(
-        question=item.id,
-        language=language,
-        abstained=False,
-        confidence=1.0,
-        intent="clause",
-        citations=(Citation(item.id, item.kind, 1.0),),
-        parts=tuple(parts),
-        related=(),
-    )
+# --- rendering -------------------------------------------------------------------------
 
 
 def render_html(answer: Answer, knowledge: KnowledgeLike) -> str:
