@@ -295,11 +295,20 @@ _TOC_PATTERNS = (
     r"^list (all )?(the )?(clauses|sections|items)",
     r"^(show|what are) (me )?(all )?(the )?(clauses|sections)",
 )
-_COMPLAINT_ZH = re.compile(r"投诉|申诉")
-_COMPLAINT_ZH_HOW = re.compile(r"怎么|怎样|如何|哪里|找谁|流程|步骤|程序|渠道|途径|想|要|去|^投诉$")
-_COMPLAINT_EN = re.compile(r"\bcomplain(t|ts|ing)?\b")
-_COMPLAINT_EN_HOW = re.compile(
-    r"\b(how|where|who|procedure|process|steps?|want|file|make|lodge|submit|guide)\b|^/?complaint$"
+# The complaint guide answers "how/where do I complain", not every question that mentions a
+# complaint ("投诉处理太慢了怎么办" is answered from problem-3 by retrieval).
+_COMPLAINT = re.compile(
+    r"^/?(?:客户)?(?:投诉|申诉|complaints?|complain)$"
+    r"|(?:怎么|怎样|如何|咋|去哪里?|在哪里?|向谁|找谁|到哪里?|我要|我想|想要?|(?<!需)要)(?:去|进行|提出|提交)?"
+    r"(?:投诉|申诉)"
+    r"|(?:投诉|申诉)(?:的)?(?:流程|步骤|程序|渠道|途径|方式|方法|指引|指南|入口|电话)"
+    r"|(?:投诉|申诉)(?:要)?(?:怎么|如何)(?:办|弄|做|操作|进行)?$"
+    r"|\bhow (?:do|can|could|should|would) (?:i|we|a customer|customers|users?) "
+    r"(?:make |file |lodge |submit |raise )?(?:a )?complain"
+    r"|\bhow to (?:make |file |lodge |submit |raise )?(?:a )?complain"
+    r"|\bwhere (?:do|can|should) (?:i|we|customers|users?) (?:make |file |send )?(?:a )?complain"
+    r"|\b(?:i|we) (?:want|would like|need) to (?:make |file |lodge )?(?:a )?complain"
+    r"|\bcomplaints? (?:procedure|process|steps|guide|channel)"
 )
 _CLAUSE_LIKE = re.compile(
     r"^(?:第\s*)?[0-9一二三四五六七八九十]+(?:\.[0-9]+)?\s*(?:条|章|节|款)?$"
@@ -312,11 +321,7 @@ def _is_toc(q: str) -> bool:
 
 
 def _is_complaint(q: str) -> bool:
-    if _COMPLAINT_ZH.search(q):
-        return bool(_COMPLAINT_ZH_HOW.search(q))
-    if _COMPLAINT_EN.search(q):
-        return bool(_COMPLAINT_EN_HOW.search(q))
-    return False
+    return bool(_COMPLAINT.search(q))
 
 
 def _reference(question: str, knowledge: KnowledgeLike) -> tuple[str, list[Item]] | None:
