@@ -180,3 +180,24 @@ async def test_webhook_delivery_with_secret(emu: BotApiEmulator, bot: Bot) -> No
         assert (await bot.get_updates())[0].message.text == "polled again"  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
+
+
+async def test_json_multipart_and_get_bodies(emu: BotApiEmulator) -> None:
+    from aiohttp import ClientSession, FormData
+
+    emu.user_message("hi", user=make_user(77))
+    base = f"{emu.base_url}{emu.token}"
+    async with ClientSession() as session:
+        async with session.get(f"{base}/getMe") as resp:
+            assert (await resp.json())["result"]["username"] == emu.bot_username
+        payload = {"chat_id": 77, "text": "json body", "reply_markup": {"inline_keyboard": []}}
+        async with session.post(f"{base}/sendMessage", json=payload) as resp:
+            assert (await resp.json())["result"]["text"] == "json body"
+        form = FormData()
+        form.add_field("chat_id", "77")
+        form.add_field("text", "12345")  # stays a string although it looks like JSON
+        form.add_field("document", b"%PDF-1.4", filename="a.pdf")
+        async with session.post(f"{base}/sendMessage", data=form) as resp:
+            assert (await resp.json())["result"]["text"] == "12345"
+        async with session.post(f"{emu.base_url}wrong:token/getMe") as resp:
+            assert resp.status == 401
