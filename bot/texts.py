@@ -45,7 +45,7 @@ ZH_HANS: dict[str, str] = {
     "definition": "相关名词",
     "document": "相关附件",
     "related": "相关条款",
-    "blank": "本模板此处留空：{label}（协议文本未填写，请以双方签署的正式合同为准）",
+    "blank": "本模板此处留空：{label}",
     "filled": "{label}：{value}（由运营方填写）",
     "translation_note": "",
     "low_confidence": "（匹配把握不高，请核对所引条文是否回答了您的问题。）",
@@ -118,10 +118,7 @@ EN: dict[str, str] = {
     "definition": "Terms used",
     "document": "Attachments referred to",
     "related": "Related clauses",
-    "blank": (
-        "This template leaves the {label} blank (the agreement text does not fill it in; "
-        "the signed contract governs)."
-    ),
+    "blank": "This template leaves the {label} blank.",
     "filled": "{label}: {value} (filled in by the operator)",
     "translation_note": "Unofficial translation; the Chinese text governs.",
     "low_confidence": "(Low-confidence match: check that the quoted text answers your question.)",
