@@ -1,0 +1,200 @@
+"""Explicit references: a clause number, a section, a glossary term or an item id.
+
+``parse_reference`` recognises a message that *is* a lookup ("第3.2条", "3.2条说了啥", "clause 5.1",
+"/clause 5.1", "第五条", "section 5", "五、违约责任", "违约金", "what does 争议解决 mean",
+"liquidated damages") and returns the item ids it names. It deliberately says nothing about
+ordinary questions that merely contain such words ("乙方违约了怎么办" mentions 违约 but asks what
+happens): the whole message, apart from a little lookup phrasing, must be the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.textproc import normalize
+from bot.types import Item
+
+ReferenceKind = Literal["clause", "section", "term", "item"]
+
+
+class HasItems(Protocol):
+    """What this module needs of ``bot.knowledge.Knowledge``."""
+
+    @property
+    def items(self) -> tuple[Item, ...]: ...
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an explicit reference resolved to: ``ids`` in document order."""
+
+    kind: ReferenceKind
+    ids: tuple[str, ...]
+
+
+_ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def zh_number(text: str) -> int | None:
+    """1..99 written as Arabic digits or Chinese numerals (五, 十二, 二十)."""
+    if text.isdigit():
+        return int(text)
+    if not text or any(ch not in _ZH_DIGITS and ch != "十" for ch in text):
+        return None
+    if "十" not in text:
+        return _ZH_DIGITS[text] if len(text) == 1 else None
+    tens, _, units = text.partition("十")
+    if len(tens) > 1 or len(units) > 1:
+        return None
+    return (_ZH_DIGITS[tens] if tens else 1) * 10 + (_ZH_DIGITS[units] if units else 0)
+
+
+# Lookup phrasing allowed around a reference (matched on normalized text: simplified, lowercase).
+_ASK_PREFIX = (
+    r"(?:请|麻烦)?(?:帮我)?(?:看看|看一下|查一下|查查|查看|显示|给我看|告诉我)?(?:一下)?"
+    r"(?:协议|合同|本协议|本合同)?(?:的|里|中)?"
+)
+_ASK_SUFFIX = (
+    r"(?:的)?(?:内容|原文|全文|条文)?(?:是)?"
+    r"(?:说了?(?:啥|什么)|讲了?(?:啥|什么)|写了?(?:啥|什么)|规定了?(?:啥|什么)|"
+    r"是(?:啥|什么)(?:内容)?|有(?:啥|什么)|怎么(?:说|规定)(?:的)?)?"
+    r"(?:呢|呀|啊|吗)?"
+)
+_EN_PREFIX = (
+    r"(?:(?:please )?(?:show|give|tell|read|display|open|quote|find|look ?up)(?: me)?"
+    r"(?: the)?(?: text of| wording of| content of)? |"
+    r"what (?:does|do|is in|'s in|is) |what's in |text of |content of )?(?:the )?"
+)
+_EN_SUFFIX = r"(?: (?:say|says|state|states|mean|means|cover|covers|about|please|text))*"
+_PUNCT = re.compile(r"[\s?!.。？！,，:：;；\"'“”‘’()（）\[\]【】]+$")
+_CMD = re.compile(r"^/(clause|section|term|item)(?:@\w+)?\s*", re.IGNORECASE)
+
+_NUM = r"(\d{1,2}|[一二三四五六七八九十]{1,3})"
+_CLAUSE_PATTERNS = (
+    re.compile(rf"^{_ASK_PREFIX}第?\s*(\d{{1,2}})\.(\d{{1,2}})\s*(?:条|款|项)?{_ASK_SUFFIX}$"),
+    re.compile(
+        rf"^{_EN_PREFIX}(?:clause|article|art\.?|section|item|§|no\.?|number)?\s*"
+        rf"(\d{{1,2}})\.(\d{{1,2}}){_EN_SUFFIX}$"
+    ),
+)
+_SECTION_PATTERNS = (
+    re.compile(rf"^{_ASK_PREFIX}第\s*{_NUM}\s*(?:条|章|部分|节|款){_ASK_SUFFIX}$"),
+    re.compile(rf"^{_EN_PREFIX}(?:section|article|part|chapter|clause)\s*(\d{{1,2}}){_EN_SUFFIX}$"),
+)
+_HEADING = re.compile(r"^([一二三四五六七八九十]{1,3})\s*[、.]\s*(\S.*)$")
+
+_TERM_ZH = (
+    re.compile(
+        rf"^{_ASK_PREFIX}(?:什么是|啥是|何为|何谓|解释一下|解释|定义)\s*(.+?)(?:呢|啊|呀)?$"
+    ),
+    re.compile(
+        r"^(.+?)\s*(?:是什么意思|是啥意思|什么意思|啥意思|的意思是什么|的意思|是什么|是啥|"
+        r"指什么|指的是什么|是指什么|的定义是什么|的定义|的解释|怎么定义|如何定义|"
+        r"是什么东西)(?:呢|啊|呀)?$"
+    ),
+)
+_TERM_EN = (
+    re.compile(
+        r"^(?:what(?: is|'s| are| does)|define|definition of|meaning of|explain|"
+        r"what is meant by|what do you mean by)\s+(?:the (?:term |word )?|a |an )?"
+        r"(.+?)(?:\s+(?:mean|means|stand for|refer to))?$"
+    ),
+)
+
+
+def _strip(text: str) -> str:
+    return _PUNCT.sub("", text).strip()
+
+
+def _clauses(items: Iterable[Item]) -> dict[str, Item]:
+    return {item.id: item for item in items if item.kind == "clause"}
+
+
+def _section_ids(items: Iterable[Item], number: int) -> tuple[str, ...]:
+    return tuple(
+        item.id for item in items if item.kind == "clause" and item.id.split(".")[0] == str(number)
+    )
+
+
+def _term_names(item: Item) -> set[str]:
+    return {normalize(name) for name in (item.title, item.title_en, *item.aliases) if name}
+
+
+def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
+    """The explicit reference ``text`` consists of, or None for an ordinary question."""
+    items = knowledge.items
+    raw = text.strip()
+    command = _CMD.match(raw)
+    kind_hint = command.group(1).lower() if command else None
+    body = _strip(normalize(raw[command.end() :] if command else raw))
+    if not body:
+        return None
+    by_id = {item.id: item for item in items}
+    clauses = _clauses(items)
+
+    # An item id as such ("breach-2", "term-3", "header") or a clause id after /clause.
+    if body in by_id:
+        item = by_id[body]
+        if item.kind == "clause":
+            return Reference("clause", (item.id,))
+        if kind_hint is not None or "-" in body:
+            return Reference("item", (item.id,))
+
+    for pattern in _CLAUSE_PATTERNS:
+        match = pattern.match(body)
+        if match:
+            clause_id = f"{int(match.group(1))}.{int(match.group(2))}"
+            return Reference("clause", (clause_id,)) if clause_id in clauses else None
+
+    for pattern in _SECTION_PATTERNS:
+        match = pattern.match(body)
+        if match:
+            number = zh_number(match.group(1))
+            ids = _section_ids(items, number) if number is not None else ()
+            return Reference("section", ids) if ids else None
+    if kind_hint in ("clause", "section") and body.isdigit():
+        ids = _section_ids(items, int(body))
+        return Reference("section", ids) if ids else None
+
+    heading = _HEADING.match(body)
+    if heading:
+        return _heading_reference(items, heading.group(1), heading.group(2))
+
+    return _term_reference(items, body, bare_ok=True)
+
+
+def _heading_reference(items: tuple[Item, ...], numeral: str, title: str) -> Reference | None:
+    """ "五、违约责任": the items under the heading with that title (clauses or an appendix)."""
+    wanted = f"{numeral}、{_strip(title)}"
+    ids = tuple(item.id for item in items if item.section and normalize(item.section) == wanted)
+    if ids:
+        kinds = {by.kind for by in items if by.id in ids}
+        return Reference("section" if kinds == {"clause"} else "item", ids)
+    number = zh_number(numeral)
+    section = _section_ids(items, number) if number is not None else ()
+    return Reference("section", section) if section else None
+
+
+def _term_reference(items: tuple[Item, ...], body: str, *, bare_ok: bool) -> Reference | None:
+    """A glossary term named bare ("违约金") or in a what-is question; a bare item alias."""
+    terms = [item for item in items if item.kind == "term"]
+    candidates = [body] if bare_ok else []
+    for pattern in (*_TERM_ZH, *_TERM_EN):
+        match = pattern.match(body)
+        if match:
+            candidates.append(_strip(match.group(1)))
+    for candidate in candidates:
+        candidate = candidate.strip("\"'“”‘’「」『』《》 ")
+        if not candidate:
+            continue
+        for item in terms:
+            if candidate in _term_names(item):
+                return Reference("term", (item.id,))
+    # Any other item's alias, only when it is the whole message ("保密", "续约", "附件").
+    for item in items:
+        if item.kind != "term" and body in {normalize(a) for a in item.aliases}:
+            return Reference("item", (item.id,))
+    return None

@@ -1,0 +1,375 @@
+"""Hybrid retrieval over the agreement: dense + BM25, explicit references, calibrated abstention.
+
+``Retriever.load(settings)`` loads the knowledge, the embedding model and the verified index once.
+``Retriever.search(question)`` then:
+
+1. resolves an explicit reference ("第3.2条", "clause 5.1", "第五条", "违约金") directly
+   (``via="reference"``, confidence 1.0);
+2. otherwise scores every item twice: dense (the cosine of the query with the item's best vector
+   among its text, translation, titles and alternate questions) and lexical (BM25 over
+   ``bot.textproc`` tokens), and fuses the two rankings (see ``FUSION``; measured on the dev set
+   by ``scripts/evaluate.py --compare``);
+3. computes a confidence that the question is about this agreement at all, from several signals
+   (``features``) through a small logistic model fitted on the dev set (``abstention.json``,
+   refitted by ``scripts/evaluate.py --fit``), and abstains below its threshold. Abstaining still
+   returns the nearest items as hits, so an answer can offer them as topics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from bot import textproc
+from bot.index import IndexMismatchError, LoadedIndex, load_index
+from bot.references import Reference, parse_reference
+from bot.settings import Settings
+from bot.types import Hit, Retrieval
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from bot.knowledge import Knowledge
+
+__all__ = [
+    "ABSTENTION_FILE",
+    "FUSION",
+    "Abstention",
+    "Fusion",
+    "IndexMismatchError",
+    "Retriever",
+    "Scored",
+    "fuse_rrf",
+    "fuse_weighted",
+]
+
+ABSTENTION_FILE = Path(__file__).with_name("abstention.json")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How dense and lexical scores are combined.
+
+    ``rrf``: sum of 1/(k + rank) over the two rankings. ``weighted``: dense cosine plus
+    ``weight`` times the BM25 score. ``fields`` are the vector fields an item's dense score
+    takes its maximum over.
+    """
+
+    method: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: float = 5.0
+    weight: float = 0.01
+    fields: tuple[str, ...] = ("text", "text_en", "title", "title_en", "question")
+    #: Normalize (traditional -> simplified, full-width -> half-width) before embedding.
+    normalize_dense: bool = False
+    #: When the question asks what to do ("怎么办", "what should we do"), items that the
+    #: knowledge names as a procedure (targets of "procedure" links) get this many top-rank
+    #: RRF shares added (for ``weighted``: this times 0.05 added to the score).
+    procedure_bonus: float = 0.5
+
+
+#: The configuration kept after comparing on the dev split (see the README / evaluate.py).
+FUSION = Fusion()
+
+#: A question asking what to do, in the simplified / lowercased form ``textproc.normalize`` makes.
+PROCEDURE_INTENT = re.compile(
+    r"怎么办|咋办|怎么处理|如何处理|怎么解决|如何解决|该怎么|怎么做|如何应对|"
+    r"\bwhat (?:should|can|do|must) (?:we|i)\b(?! (?:have to )?(?:pay|sign))|\bwhat now\b|"
+    r"\bwhat to do\b|\bhow (?:should|do|can) (?:we|i) (?:handle|deal|respond|react)"
+)
+
+#: Names of the abstention features, in the order ``Abstention.weights`` expects them.
+#: dense_top: cosine of the best item; dense_margin: its lead over the second item;
+#: question_top: best cosine with any alternate question; coverage: share of the question's
+#: content words found in the knowledge, each weighted by how rare it is in general Chinese
+#: (so 社保 or iPhone count more than 公司 or 规定), English typos within one deletion counted as
+#: found; bigram_coverage: share of its Chinese character bigrams found; lexical_top: log(1+BM25).
+FEATURES = (
+    "dense_top",
+    "dense_margin",
+    "question_top",
+    "coverage",
+    "bigram_coverage",
+    "lexical_top",
+)
+
+
+def fuse_rrf(dense: np.ndarray, lexical: np.ndarray, k: float) -> np.ndarray:
+    """Reciprocal rank fusion of two score vectors over the same items (ties keep order)."""
+    import numpy as np
+
+    out = np.zeros(len(dense), dtype=np.float64)
+    for scores in (dense, lexical):
+        order = np.argsort(-scores, kind="stable")
+        ranks = np.empty(len(scores), dtype=np.float64)
+        ranks[order] = np.arange(1, len(scores) + 1)
+        out += 1.0 / (k + ranks)
+    return out
+
+
+def fuse_weighted(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
+    """Dense cosine plus ``weight`` x BM25."""
+    import numpy as np
+
+    return dense.astype(np.float64) + weight * lexical.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """A logistic model P(in scope | features) and the threshold below which we abstain."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    features: tuple[str, ...] = FEATURES
+    note: str = ""
+
+    def confidence(self, values: Sequence[float]) -> float:
+        z = self.bias
+        for v, m, s, w in zip(values, self.mean, self.scale, self.weights, strict=True):
+            z += w * (v - m) / s
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+    @classmethod
+    def load(cls, path: Path = ABSTENTION_FILE) -> Abstention:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if tuple(data["features"]) != FEATURES:
+            raise ValueError(
+                f"{path} was fitted on features {data['features']}, this code computes "
+                f"{list(FEATURES)}: refit with `.venv/bin/python scripts/evaluate.py --fit`"
+            )
+        return cls(
+            mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]),
+            weights=tuple(data["weights"]),
+            bias=float(data["bias"]),
+            threshold=float(data["threshold"]),
+            features=tuple(data["features"]),
+            note=str(data.get("note", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "threshold": self.threshold,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Everything computed for one question: per-item scores and the abstention features."""
+
+    question: str
+    dense: np.ndarray
+    lexical: np.ndarray
+    fused: np.ndarray
+    features: dict[str, float] = field(default_factory=dict)
+    reference: Reference | None = None
+
+
+class Retriever:
+    """Loads once, answers many: see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        knowledge: Knowledge,
+        index: LoadedIndex,
+        model: SentenceTransformer,
+        abstention: Abstention | None = None,
+        fusion: Fusion = FUSION,
+    ) -> None:
+        import numpy as np
+
+        self.settings = settings
+        self.knowledge = knowledge
+        self.index = index
+        self.model = model
+        self.abstention = abstention if abstention is not None else Abstention.load()
+        self.fusion = fusion
+        fields = np.array([row.field for row in index.rows])
+        self._row_ok = np.isin(fields, fusion.fields)
+        self._row_question = fields == "question"
+        procedures = {to for item in knowledge.items for to in item.linked("procedure")}
+        self._procedure = np.array([i in procedures for i in index.item_ids], dtype=bool)
+        self._vocab_words = {t for doc in index.lexical.docs for t in doc if not t.startswith("~")}
+        self._vocab_grams = {t for doc in index.lexical.docs for t in doc if t.startswith("~")}
+        # English words of the knowledge by their one-deletion variants: "paymnet" -> "payment".
+        self._typo_keys: set[str] = set()
+        for word in self._vocab_words:
+            if len(word) >= 5 and word.isascii() and word.isalpha():
+                self._typo_keys |= textproc.deletions(word) | {word}
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        *,
+        knowledge: Knowledge | None = None,
+        model: SentenceTransformer | None = None,
+    ) -> Retriever:
+        """Knowledge, model and index, verified against each other; ``IndexMismatchError``
+        (with the command that fixes it) when the index does not match."""
+        from bot.embedding import load_model
+        from bot.knowledge import load_knowledge
+
+        if knowledge is None:
+            knowledge = load_knowledge(settings.knowledge_dir)
+        index = load_index(settings, knowledge, settings.embedding_model)
+        if model is None:
+            model = load_model(settings)
+        dimension = model.get_sentence_embedding_dimension()
+        if dimension is not None and dimension != index.dimension:
+            raise IndexMismatchError(
+                f"the index has {index.dimension}-dimensional vectors but the model makes "
+                f"{dimension}: run `make index` (or `contract-bot index build`)."
+            )
+        return cls(settings, knowledge, index, model)
+
+    # -- encoding and scoring ------------------------------------------------------------------
+
+    def encode(self, questions: Sequence[str]) -> np.ndarray:
+        """Query vectors (normalized float32) for ``questions``."""
+        import numpy as np
+
+        texts = [
+            textproc.normalize(q) if self.fusion.normalize_dense else q.strip() or " "
+            for q in questions
+        ]
+        vectors = self.model.encode_query(
+            texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def score_many(self, questions: Sequence[str]) -> list[Scored]:
+        """Scores and features for each question (no reference resolution, no abstention)."""
+        import numpy as np
+
+        questions = [q[: self.settings.max_question_chars] for q in questions]
+        if not questions:
+            return []
+        vectors = self.encode(questions)
+        n_rows = self.index.faiss.ntotal
+        n_items = len(self.index.item_ids)
+        depth = min(n_rows, max(256, 32 * 8))
+        if n_rows <= 4096:
+            depth = n_rows
+        sims, rows = self.index.faiss.search(vectors, depth)
+        out = []
+        for qi, question in enumerate(questions):
+            valid = rows[qi] >= 0
+            r, s = rows[qi][valid], sims[qi][valid]
+            keep = self._row_ok[r]
+            floor = float(s.min()) - 1e-3 if len(s) else 0.0
+            dense = np.full(n_items, floor, dtype=np.float32)
+            np.maximum.at(dense, self.index.row_item[r[keep]], s[keep])
+            qmask = self._row_question[r]
+            question_top = float(s[qmask].max()) if qmask.any() else floor
+            normalized = textproc.normalize(question)
+            tokens = textproc.tokens(normalized, normalized=True)
+            lexical = self.index.lexical.scores(tokens)
+            if self.fusion.method == "rrf":
+                fused = fuse_rrf(dense, lexical, self.fusion.rrf_k)
+                bonus = self.fusion.procedure_bonus / (self.fusion.rrf_k + 1)
+            else:
+                fused = fuse_weighted(dense, lexical, self.fusion.weight)
+                bonus = self.fusion.procedure_bonus * 0.05
+            if bonus and PROCEDURE_INTENT.search(normalized):
+                fused = fused + bonus * self._procedure
+            features = self._features(dense, lexical, question_top, tokens)
+            out.append(Scored(question, dense, lexical, fused, features))
+        return out
+
+    def _features(
+        self, dense: np.ndarray, lexical: np.ndarray, question_top: float, tokens: list[str]
+    ) -> dict[str, float]:
+        import numpy as np
+
+        order = np.argsort(-dense, kind="stable")
+        top = float(dense[order[0]])
+        second = float(dense[order[1]]) if len(order) > 1 else top - 0.1
+        words = [t for t in tokens if not t.startswith("~")]
+        grams = [t for t in tokens if t.startswith("~")]
+        weights = [textproc.general_idf(w) for w in words]
+        found = sum(wt for w, wt in zip(words, weights, strict=True) if self._known(w))
+        coverage = found / sum(weights) if words else 0.0
+        bigram_cov = sum(g in self._vocab_grams for g in grams) / len(grams) if grams else 0.0
+        if not grams:
+            bigram_cov = coverage  # English: words are all there is
+        return {
+            "dense_top": top,
+            "dense_margin": top - second,
+            "question_top": question_top,
+            "coverage": coverage,
+            "bigram_coverage": bigram_cov,
+            "lexical_top": math.log1p(float(lexical.max()) if len(lexical) else 0.0),
+        }
+
+    def _known(self, word: str) -> bool:
+        if word in self._vocab_words:
+            return True
+        if len(word) >= 5 and word.isascii() and word.isalpha():
+            return bool(textproc.deletions(word) & self._typo_keys) or word in self._typo_keys
+        return False
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        """Ranked hits, a confidence 0..1 and whether to abstain, for one question."""
+        return self.search_many([question], k)[0]
+
+    def search_many(self, questions: Sequence[str], k: int = 5) -> list[Retrieval]:
+        """``search`` for several questions, embedding them in one batch."""
+        results: list[Retrieval | None] = [None] * len(questions)
+        pending: list[int] = []
+        for i, question in enumerate(questions):
+            reference = parse_reference(question, self.knowledge)
+            if reference is not None and reference.ids:
+                hits = tuple(
+                    Hit(item_id=item_id, score=1.0, via="reference") for item_id in reference.ids
+                )
+                results[i] = Retrieval(query=question, hits=hits, confidence=1.0, abstain=False)
+            elif not textproc.normalize(question):
+                results[i] = Retrieval(query=question, hits=(), confidence=0.0, abstain=True)
+            else:
+                pending.append(i)
+        for i, scored in zip(
+            pending, self.score_many([questions[i] for i in pending]), strict=True
+        ):
+            results[i] = self._retrieval(scored, k)
+        return [r for r in results if r is not None]
+
+    def _retrieval(self, scored: Scored, k: int) -> Retrieval:
+        import numpy as np
+
+        order = np.argsort(-scored.fused, kind="stable")[:k]
+        hits = tuple(
+            Hit(
+                item_id=self.index.item_ids[j],
+                score=round(float(scored.fused[j]), 6),
+                dense=round(float(scored.dense[j]), 6),
+                lexical=round(float(scored.lexical[j]), 6),
+                via="search",
+            )
+            for j in order
+        )
+        values = [scored.features[name] for name in self.abstention.features]
+        confidence = self.abstention.confidence(values)
+        return Retrieval(
+            query=scored.question,
+            hits=hits,
+            confidence=round(confidence, 4),
+            abstain=confidence < self.abstention.threshold,
+        )

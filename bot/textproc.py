@@ -1,0 +1,180 @@
+"""Text normalization and Chinese-aware tokens for lexical retrieval.
+
+Everything here is a pure function of its input. The two heavy helpers (OpenCC's converter and
+jieba's dictionary) are created once, on first use, so importing this module costs nothing.
+
+- ``normalize``: NFKC (full-width letters, digits and punctuation become half-width), traditional
+  to simplified Chinese with OpenCC ``t2s``, a few Taiwan/Hong Kong word forms mapped to the
+  mainland words the agreement uses, lowercase, whitespace collapsed.
+- ``tokens``: what BM25 indexes and queries with: jieba words, CJK character bigrams (robust to
+  segmentation differences and typos), and English words (lightly stemmed); stopwords dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import unicodedata
+from typing import Any
+
+#: Regional word forms that OpenCC ``t2s`` leaves as they are but the agreement words differently.
+#: (``tw2sp`` does more of this but also rewrites 资料 to 数据, which the agreement never says.)
+REGIONAL = {
+    "网际网路": "互联网",
+    "网路": "网络",
+    "软体": "软件",
+    "硬体": "硬件",
+    "帐号": "账号",
+    "帐户": "账户",
+    "品质": "质量",
+    "甚么": "什么",
+    "资讯": "信息",
+    "客诉": "客户投诉",
+}
+_REGIONAL_RE = re.compile("|".join(map(re.escape, sorted(REGIONAL, key=len, reverse=True))))
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN = re.compile(f"[{_CJK}]+")
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
+_TOKEN_RUN = re.compile(f"[{_CJK}]+|[a-z0-9]+(?:\\.[0-9]+)*")
+_SPACE = re.compile(r"\s+")
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Function words and question words: they say nothing about which clause is meant.
+ZH_STOPWORDS = _wordset(
+    """的 了 吗 呢 吧 啊 呀 嘛 么 哦 是 在 有 和 与 及 或 就 都 也 还 又 而 但 被 把 给 对 向
+    从 到 为 以 于 之 其 此 这 那 哪 谁 啥 个 些 我 你 他 她 它 我们 你们 他们 咱们 请问 请
+    一下 一个 什么 怎么 怎样 怎么样 如何 为什么 多少 几 多久 哪里 哪个 哪些 是否 是不是
+    能不能 可不可以 可以 能 会 要 需要 应该 该 得 地 着 过 嗯 想 知道 问 问题 下 上 时候
+    这个 那个 这份 这样 那样 如果 的话 然后 所以 因为 就是 还是 或者 一些 有没有 没有 不 没
+    算 算不算 说 讲 里 里面 中 等 怎么办 办 咋 咋办"""
+)
+#: Particles that never belong to a content bigram ("约了", "了怎" are noise, not words).
+ZH_PARTICLES = frozenset("的了吗呢吧啊呀嘛么哦嗯啥咋")
+EN_STOPWORDS = _wordset(
+    """a an the is are was were be been being am do does did doing have has had having i me my we us
+    our you your he him his she her it its they them their what which who whom whose when where why
+    how this that these those there here of in on at to for from by with about as into onto over
+    under than then so if or and but not no nor can could would should shall will may might must
+    any some all each every please tell know want need get got just also only very much many more
+    most up down out off again there's what's it's i'm we're don't doesn't say says said
+    s t hi hello"""
+)
+
+
+@functools.cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@functools.cache
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    # Words of this agreement jieba's general dictionary splits or does not know.
+    for word in ("甲方", "乙方", "违约金", "售后", "服务费", "补充协议", "互联网产品"):
+        jieba.add_word(word)
+    return jieba
+
+
+def to_half_width(text: str) -> str:
+    """NFKC: full-width ASCII, ideographic space and compatibility forms become plain ones."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def normalize(text: str) -> str:
+    """The comparable form of ``text``: half-width, simplified, mainland wording, lowercase."""
+    text = to_half_width(text)
+    if _CJK_RUN.search(text):
+        text = _t2s().convert(text)
+        text = _REGIONAL_RE.sub(lambda m: REGIONAL[m.group(0)], text)
+    return _SPACE.sub(" ", text.lower()).strip()
+
+
+def stem(word: str) -> str:
+    """A deliberately tiny English stemmer: plural and a few verb endings, nothing clever."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "es" and not word.endswith(("ses", "xes", "ches", "shes")):
+                return word[:-1]
+            if suffix == "s" and word.endswith("ss"):
+                return word
+            base = word[: -len(suffix)] + repl
+            if suffix in ("ing", "ed") and len(base) > 3 and base[-1] == base[-2] != "l":
+                base = base[:-1]  # running -> run, stopped -> stop
+            return base
+    return word
+
+
+def cjk_bigrams(run: str) -> list[str]:
+    """Overlapping character bigrams of one CJK run (a single character stands for itself)."""
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def words(text: str) -> list[str]:
+    """Content words of already-normalized text: jieba words and English stems, no stopwords."""
+    out: list[str] = []
+    for match in _TOKEN_RUN.finditer(text):
+        run = match.group(0)
+        if _CJK_RUN.fullmatch(run):
+            out.extend(
+                w for w in _jieba().lcut(run, HMM=True) if w.strip() and w not in ZH_STOPWORDS
+            )
+        elif run not in EN_STOPWORDS:
+            out.append(stem(run))
+    return out
+
+
+def tokens(text: str, *, normalized: bool = False) -> list[str]:
+    """BM25 tokens: jieba words, CJK bigrams (prefixed ``~`` so they never equal a word) and
+    English stems. ``normalized=True`` skips ``normalize`` when the caller already did it."""
+    if not normalized:
+        text = normalize(text)
+    out = words(text)
+    for run in _CJK_RUN.findall(text):
+        for gram in cjk_bigrams(run):
+            if gram in ZH_STOPWORDS or any(ch in ZH_PARTICLES for ch in gram):
+                continue
+            if all(ch in ZH_STOPWORDS for ch in gram):
+                continue  # 是谁, 要给: two function characters are no evidence of a topic
+            out.append("~" + gram)
+    return out
+
+
+#: ``general_idf`` of a word jieba's dictionary does not know, and of any non-Chinese word.
+UNKNOWN_IDF = 12.0
+
+
+def general_idf(word: str) -> float:
+    """How rare ``word`` is in general Chinese (log inverse frequency in jieba's dictionary).
+
+    Common words (公司, 规定, 怎么) score about 7-8, rare ones (社保, 违约金) about 13, unknown
+    ones more. Non-Chinese words get ``UNKNOWN_IDF``: there is no English frequency list here.
+    """
+    if not has_cjk(word):
+        return UNKNOWN_IDF
+    dictionary = _jieba().dt
+    return math.log(dictionary.total / (dictionary.FREQ.get(word, 0) + 1))
+
+
+def deletions(word: str) -> set[str]:
+    """``word`` with any one character removed (for matching English typos by deletion)."""
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RUN.search(text) is not None

@@ -1,0 +1,398 @@
+"""Evaluate retrieval on the hand-written dev set (tests/data/devset.toml).
+
+Prints top-1, top-3, MRR, out-of-scope abstention and false abstention: overall, per split and
+per language, then lists the misses (question, gold, got, confidence).
+
+    scripts/evaluate.py [--split dev|heldout|all]   evaluate (default: all, reported per split)
+    scripts/evaluate.py --fit                        refit the abstention model on the dev split
+                                                     and write bot/abstention.json
+    scripts/evaluate.py --compare                    compare fusion methods on the dev split
+
+Only the dev split is ever used for fitting or choosing; held-out is for the floors in
+tests/test_evaluation.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.retrieval import (  # noqa: E402
+    ABSTENTION_FILE,
+    FEATURES,
+    FUSION,
+    Abstention,
+    Fusion,
+    Retriever,
+    fuse_rrf,
+    fuse_weighted,
+)
+from bot.settings import Settings  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.types import Retrieval
+
+DEVSET = ROOT / "tests" / "data" / "devset.toml"
+LANGUAGES = ("zh-Hans", "zh-Hant", "en")
+
+
+@dataclass(frozen=True)
+class DevQuestion:
+    text: str
+    gold: tuple[str, ...]
+    lang: str
+    split: str
+    voice: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def in_scope(self) -> bool:
+        return bool(self.gold)
+
+
+def load_devset(path: Path = DEVSET) -> list[DevQuestion]:
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    return [
+        DevQuestion(
+            text=q["text"],
+            gold=tuple(q["gold"]),
+            lang=q["lang"],
+            split=q["split"],
+            voice=q.get("voice", ""),
+            tags=tuple(q.get("tags", ())),
+        )
+        for q in data["question"]
+    ]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    n_in: int
+    n_oos: int
+    top1: float
+    top3: float
+    mrr: float
+    oos_abstain: float
+    false_abstain: float
+
+    def row(self, label: str) -> str:
+        def pct(x: float, n: int) -> str:
+            return f"{x:6.3f}" if n else "     -"
+
+        return (
+            f"{label:<18} {self.n_in:>4} {self.n_oos:>4}  {pct(self.top1, self.n_in)} "
+            f"{pct(self.top3, self.n_in)} {pct(self.mrr, self.n_in)}  "
+            f"{pct(self.oos_abstain, self.n_oos)} {pct(self.false_abstain, self.n_in)}"
+        )
+
+
+HEADER = (
+    f"{'':<18} {'in':>4} {'oos':>4}  {'top1':>6} {'top3':>6} {'mrr':>6}  "
+    f"{'oosAbs':>6} {'falseAbs':>6}"
+)
+
+
+def rank_of_gold(question: DevQuestion, result: Retrieval) -> int | None:
+    """0-based rank of the first gold item among the hits, or None."""
+    for rank, hit in enumerate(result.hits):
+        if hit.item_id in question.gold:
+            return rank
+    return None
+
+
+def metrics(pairs: Sequence[tuple[DevQuestion, Retrieval]]) -> Metrics:
+    inside = [(q, r) for q, r in pairs if q.in_scope]
+    outside = [(q, r) for q, r in pairs if not q.in_scope]
+    ranks = [rank_of_gold(q, r) for q, r in inside]
+    n_in = len(inside) or 1
+    n_oos = len(outside) or 1
+    return Metrics(
+        n_in=len(inside),
+        n_oos=len(outside),
+        top1=sum(r == 0 for r in ranks) / n_in,
+        top3=sum(r is not None and r < 3 for r in ranks) / n_in,
+        mrr=sum(1 / (r + 1) for r in ranks if r is not None) / n_in,
+        oos_abstain=sum(r.abstain for _, r in outside) / n_oos,
+        false_abstain=sum(r.abstain for _, r in inside) / n_in,
+    )
+
+
+def evaluate(
+    retriever: Retriever, questions: Sequence[DevQuestion], k: int = 10
+) -> list[tuple[DevQuestion, Retrieval]]:
+    results = retriever.search_many([q.text for q in questions], k=k)
+    return list(zip(questions, results, strict=True))
+
+
+def report(pairs: Sequence[tuple[DevQuestion, Retrieval]], *, show_misses: bool = True) -> str:
+    lines = [HEADER]
+    groups: list[tuple[str, list[tuple[DevQuestion, Retrieval]]]] = [("all", list(pairs))]
+    for split in ("dev", "heldout"):
+        part = [p for p in pairs if p[0].split == split]
+        if part and len(part) != len(pairs):
+            groups.append((split, part))
+    for label, part in list(groups):
+        for lang in LANGUAGES:
+            sub = [p for p in part if p[0].lang == lang]
+            if sub:
+                groups.append((f"{label}/{lang}", sub))
+    for label, part in groups:
+        lines.append(metrics(part).row(label))
+    if show_misses:
+        lines.append("")
+        lines.append("misses (split, lang: question | gold | got top-3 | confidence, abstain):")
+        for q, r in pairs:
+            got = [h.item_id for h in r.hits[:3]]
+            wrong = q.in_scope and (not got or got[0] not in q.gold)
+            if wrong or r.abstain == q.in_scope:
+                kind = (
+                    "FALSE-ABSTAIN"
+                    if q.in_scope and r.abstain
+                    else ("ANSWERED-OOS" if not q.in_scope else "WRONG-TOP1")
+                )
+                lines.append(
+                    f"  [{kind}] {q.split}, {q.lang}: {q.text} | {list(q.gold)} | {got} | "
+                    f"{r.confidence:.2f}{' abstain' if r.abstain else ''}"
+                )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting the abstention model (dev split only)
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    return (x - mean) / scale, mean, scale
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """L2-regularized logistic regression by Newton's method (x standardized)."""
+    import numpy as np
+
+    n, d = x.shape
+    sample_w = np.ones(n) if weights is None else weights
+    design = np.hstack([x, np.ones((n, 1))])
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0  # the bias is not shrunk
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(design @ beta, -40, 40)))
+        grad = design.T @ (sample_w * (p - y)) + reg * beta
+        hess = (design * (sample_w * p * (1 - p))[:, None]).T @ design + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return beta[:-1], float(beta[-1])
+
+
+#: A wrongly refused in-scope question costs this many wrongly answered out-of-scope ones.
+FALSE_ABSTAIN_COST = 3.0
+
+
+def choose_threshold(p_in: Sequence[float], p_oos: Sequence[float]) -> float:
+    """The threshold minimizing FALSE_ABSTAIN_COST x refused in-scope + answered out-of-scope
+    questions, placed halfway into the gap between neighbouring probabilities so that it is
+    not pinned to one dev question."""
+    points = sorted({0.0, 1.0, *p_in, *p_oos})
+    best: tuple[float, float] | None = None
+    for lo, hi in itertools.pairwise(points):
+        t = (lo + hi) / 2
+        cost = FALSE_ABSTAIN_COST * sum(p < t for p in p_in) + sum(p >= t for p in p_oos)
+        if best is None or cost < best[0]:
+            best = (cost, t)
+    return best[1] if best is not None else 0.5
+
+
+def fit(retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0) -> Abstention:
+    import numpy as np
+
+    from bot.references import parse_reference
+
+    usable = [q for q in questions if parse_reference(q.text, retriever.knowledge) is None]
+    scored = retriever.score_many([q.text for q in usable])
+    x = np.array([[s.features[f] for f in FEATURES] for s in scored], dtype=np.float64)
+    y = np.array([1.0 if q.in_scope else 0.0 for q in usable])
+    xs, mean, scale = _standardize(x)
+    # Balance the classes: there are fewer out-of-scope questions than in-scope ones.
+    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    coef, bias = fit_logistic(xs, y, l2=l2, weights=w)
+    p = 1 / (1 + np.exp(-(xs @ coef + bias)))
+    threshold = choose_threshold(list(p[y == 1]), list(p[y == 0]))
+    return Abstention(
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        weights=tuple(round(float(v), 6) for v in coef),
+        bias=round(bias, 6),
+        threshold=round(float(threshold), 6),
+        note=(
+            f"fitted by scripts/evaluate.py --fit on the dev split ({len(usable)} questions, "
+            f"{int(y.sum())} in scope), l2={l2}, fusion={retriever.fusion}"
+        ),
+    )
+
+
+def cross_validate(
+    retriever: Retriever, questions: Sequence[DevQuestion], folds: int = 5
+) -> tuple[float, float]:
+    """(OOS abstention, false abstention) of the fit procedure, k-fold within the dev split."""
+    from bot.references import parse_reference
+
+    usable = [q for q in questions if parse_reference(q.text, retriever.knowledge) is None]
+    scored = {
+        q.text: s
+        for q, s in zip(usable, retriever.score_many([q.text for q in usable]), strict=True)
+    }
+    oos_hit = oos_n = false_n = in_n = 0
+    for fold in range(folds):
+        train = [q for i, q in enumerate(usable) if i % folds != fold]
+        test = [q for i, q in enumerate(usable) if i % folds == fold]
+        model = fit(retriever, train)
+        for q in test:
+            conf = model.confidence([scored[q.text].features[f] for f in FEATURES])
+            abstain = conf < model.threshold
+            if q.in_scope:
+                in_n += 1
+                false_n += abstain
+            else:
+                oos_n += 1
+                oos_hit += abstain
+    return oos_hit / max(oos_n, 1), false_n / max(in_n, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing fusion methods (dev split only)
+
+
+def compare_fusions(retriever: Retriever, questions: Sequence[DevQuestion]) -> list[str]:
+    """top-1 / top-3 / MRR of dense only, BM25 only, RRF and weighted sums on in-scope
+    questions that are not explicit references."""
+    import numpy as np
+
+    from bot.references import parse_reference
+
+    usable = [
+        q for q in questions if q.in_scope and parse_reference(q.text, retriever.knowledge) is None
+    ]
+    variants: list[tuple[str, Fusion]] = []
+    all_fields = FUSION.fields
+    for fields, fname in ((all_fields, "all"), (("text", "text_en", "question"), "no-title")):
+        for normalize in (False, True):
+            base = Fusion(fields=fields, normalize_dense=normalize)
+            tag = f"{fname}{'/norm' if normalize else ''}"
+            variants += [(f"rrf k={k:g} [{tag}]", replace(base, rrf_k=k)) for k in (2, 5, 20, 60)]
+            variants += [
+                (f"weighted w={w:g} [{tag}]", replace(base, method="weighted", weight=w))
+                for w in (0.003, 0.005, 0.01, 0.02, 0.04)
+            ]
+    for bonus in (0.0, 0.25, 0.5, 1.0):
+        variants.append((f"rrf k=5 procedure+{bonus:g}", replace(FUSION, procedure_bonus=bonus)))
+    lines = [f"{'variant':<36} {'top1':>6} {'top3':>6} {'mrr':>6}   (n={len(usable)})"]
+    cache: dict[tuple[tuple[str, ...], bool, float], list[Any]] = {}
+    for name, fusion in [("dense only [all]", FUSION), ("bm25 only", FUSION), *variants]:
+        key = (fusion.fields, fusion.normalize_dense, fusion.procedure_bonus)
+        if key not in cache:
+            clone = Retriever(
+                retriever.settings,
+                retriever.knowledge,
+                retriever.index,
+                retriever.model,
+                retriever.abstention,
+                fusion,
+            )
+            cache[key] = clone.score_many([q.text for q in usable])
+        ranks = []
+        for q, s in zip(usable, cache[key], strict=True):
+            if name.startswith("dense only"):
+                scores = s.dense
+            elif name == "bm25 only":
+                scores = s.lexical
+            elif name.startswith("rrf k=5 procedure"):
+                scores = s.fused
+            elif fusion.method == "rrf":
+                scores = fuse_rrf(s.dense, s.lexical, fusion.rrf_k)
+            else:
+                scores = fuse_weighted(s.dense, s.lexical, fusion.weight)
+            order = [retriever.index.item_ids[j] for j in np.argsort(-scores, kind="stable")]
+            ranks.append(min(order.index(g) for g in q.gold if g in order))
+        n = len(ranks)
+        lines.append(
+            f"{name:<36} {sum(r == 0 for r in ranks) / n:6.3f} "
+            f"{sum(r < 3 for r in ranks) / n:6.3f} {sum(1 / (r + 1) for r in ranks) / n:6.3f}"
+        )
+    return lines
+
+
+def _select(questions: Iterable[DevQuestion], split: str) -> list[DevQuestion]:
+    return [q for q in questions if split == "all" or q.split == split]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
+    parser.add_argument("--fit", action="store_true", help="refit the abstention model on dev")
+    parser.add_argument("--compare", action="store_true", help="compare fusion methods on dev")
+    parser.add_argument("--no-misses", action="store_true", help="do not list the misses")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    questions = load_devset()
+    dev = _select(questions, "dev")
+    placeholder = None
+    if args.fit or not ABSTENTION_FILE.exists():  # fitting needs features, not an old model
+        zeros = (0.0,) * len(FEATURES)
+        placeholder = Abstention(zeros, (1.0,) * len(FEATURES), zeros, 0.0, 0.5)
+    retriever = _load(settings, placeholder)
+    if args.compare:
+        print("\n".join(compare_fusions(retriever, dev)))
+        return 0
+    if args.fit:
+        oos_cv, false_cv = cross_validate(retriever, dev)
+        model = fit(retriever, dev)
+        ABSTENTION_FILE.write_text(
+            json.dumps(model.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"wrote {ABSTENTION_FILE}: threshold {model.threshold:.3f}")
+        for name, w in zip(FEATURES, model.weights, strict=True):
+            print(f"  {name:<16} {w:+.3f}")
+        print(
+            f"5-fold cross-validation within dev: OOS abstention {oos_cv:.3f}, "
+            f"false abstention {false_cv:.3f}"
+        )
+        retriever.abstention = model
+    pairs = evaluate(retriever, _select(questions, args.split))
+    print(report(pairs, show_misses=not args.no_misses))
+    return 0
+
+
+def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
+    from bot.embedding import load_model
+    from bot.knowledge import load_knowledge
+    from bot.retrieval import load_index
+
+    knowledge = load_knowledge(settings.knowledge_dir)
+    index = load_index(settings, knowledge, settings.embedding_model)
+    model = load_model(settings)
+    return Retriever(settings, knowledge, index, model, abstention)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
