@@ -30,6 +30,7 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -142,7 +143,8 @@ def load_model(settings: Settings) -> SentenceTransformer:
         )
     if not is_local_model(settings) and not _is_complete(path):
         raise ModelFetchError(
-            f"embedding model directory {path} is incomplete (no {MARKER}): {FIX_COMMAND} --force."
+            f"embedding model directory {path} is incomplete or was built by an older "
+            f"converter: {FIX_COMMAND}."
         )
     import torch
     from sentence_transformers import SentenceTransformer
@@ -177,14 +179,26 @@ def hub_unreachable_reason(model_id: str) -> str | None:
         return "HF_HUB_OFFLINE is set"
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     url = f"{endpoint}/api/models/{model_id}"
-    request = urllib.request.Request(url, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT):
-            return None
-    except urllib.error.HTTPError as exc:
-        return f"the hub answered {exc.code} for {url}"
-    except (urllib.error.URLError, OSError) as exc:
-        return f"the hub at {endpoint} is unreachable ({exc})"
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        request = urllib.request.Request(url, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT):
+                outcome.append(None)
+        except urllib.error.HTTPError as exc:
+            outcome.append(f"the hub answered {exc.code} for {url}")
+        except (urllib.error.URLError, OSError) as exc:
+            outcome.append(f"the hub at {endpoint} is unreachable ({exc})")
+
+    # The socket timeout does not bound name resolution, which can hang on a machine without
+    # DNS; a daemon thread bounds the whole probe.
+    thread = threading.Thread(target=probe, name="hub-probe", daemon=True)
+    thread.start()
+    thread.join(HUB_PROBE_TIMEOUT + 1.0)
+    if not outcome:
+        return f"the hub at {endpoint} did not answer within {HUB_PROBE_TIMEOUT + 1.0:.0f} s"
+    return outcome[0]
 
 
 # --------------------------------------------------------------------------------------------
