@@ -394,6 +394,14 @@ def _term(b: _Builder, question: str, item: Item) -> Answer:
     b.add("heading", t("term.title", b.language, title=item_title(item, b.language)))
     b.quote(item, 1.0)
     _explain(b, item, 1.0)
+    # Where the agreement uses the term: the clauses the glossary entry links to.
+    clauses = [
+        c for i in item.linked("related") if (c := b.knowledge.get(i)) and c.kind == "clause"
+    ]
+    if clauses:
+        b.add("heading", t("related", b.language))
+        for clause in clauses:
+            b.quote(clause, LINK_DISCOUNT, role="explain")
     return _finish(b, question, "term", 1.0, _related(b, [item]))
 
 
