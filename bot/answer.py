@@ -329,6 +329,9 @@ def _reference(question: str, knowledge: KnowledgeLike) -> tuple[str, list[Item]
     from bot.references import parse_reference
 
     ref = parse_reference(question, knowledge)
+    bare = question.strip()
+    if ref is None and re.fullmatch(r"\d{1,2}|[一二三四五六七八九十]{1,3}", bare):
+        ref = parse_reference(f"第{bare}条", knowledge)  # a bare "5" asks for section 5
     if ref is None:
         return None
     items = [item for i in ref.ids if (item := knowledge.get(i)) is not None]

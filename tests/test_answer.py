@@ -211,8 +211,9 @@ def test_clause_number_is_looked_up_without_searching() -> None:
     assert next(p for p in a.parts if p.role == "quote").text == "违约方应支付违约金。"
 
 
-def test_section_number_lists_its_clauses() -> None:
-    a = answer("第一条", FakeRetriever(TOY))
+@pytest.mark.parametrize("question", ["第一条", "1", "section 1"])
+def test_section_number_lists_its_clauses(question: str) -> None:
+    a = answer(question, FakeRetriever(TOY))
     assert [p.cite for p in a.parts if p.role == "quote"] == ["1.1", "1.2", "1.3"]
 
 
