@@ -67,31 +67,46 @@ class Fusion:
     fields: tuple[str, ...] = ("text", "text_en", "title", "title_en", "question")
     #: Normalize (traditional -> simplified, full-width -> half-width) before embedding.
     normalize_dense: bool = False
-    #: When the question asks what to do ("怎么办", "what should we do"), items that the
-    #: knowledge names as a procedure (targets of "procedure" links) get this many top-rank
-    #: RRF shares added (for ``weighted``: this times 0.05 added to the score).
-    procedure_bonus: float = 0.5
+    #: Intent priors, in top-rank RRF shares (for ``weighted``: times 0.05). When a question
+    #: asks what to do ("怎么办", "what should we do"), the items the knowledge names as a
+    #: procedure (targets of "procedure" links) get ``intent_bonus``; asking what a word means
+    #: favours glossary terms, asking whether something counts as a breach the breach items.
+    #: A question with none of these intents favours the agreement's clauses by
+    #: ``clause_prior`` (the clause is the entry point; answers walk on to breach and remedy).
+    intent_bonus: float = 0.5
+    clause_prior: float = 0.2
 
 
 #: The configuration kept after comparing on the dev split (see the README / evaluate.py).
 FUSION = Fusion()
 
-#: A question asking what to do, in the simplified / lowercased form ``textproc.normalize`` makes.
+#: Intents, matched on the ``textproc.normalize`` form (simplified, lowercase).
 PROCEDURE_INTENT = re.compile(
     r"怎么办|咋办|怎么处理|如何处理|怎么解决|如何解决|该怎么|怎么做|如何应对|"
     r"\bwhat (?:should|can|do|must) (?:we|i)\b(?! (?:have to )?(?:pay|sign))|\bwhat now\b|"
     r"\bwhat to do\b|\bhow (?:should|do|can) (?:we|i) (?:handle|deal|respond|react)"
 )
+DEFINITION_INTENT = re.compile(
+    r"什么意思|啥意思|的意思|定义|指什么|指的是|是指|是什么东西|含义|"
+    r"\bmean(?:s|ing)?\b|\bdefin(?:e|ed|ition)\b|\bwhat is (?:an? )?[a-z -]+\?*$"
+)
+BREACH_INTENT = re.compile(
+    r"算违约|算不算违约|属于违约|构成违约|视为违约|是违约|是不是违约|违约行为|认定.*违约|违约.*认定|"
+    r"\b(?:a|count(?:s)? as(?: a)?|constitute(?:s)?(?: a)?) breach\b|\bbreach(?:es)? of contract\b"
+)
 
-#: Names of the abstention features, in the order ``Abstention.weights`` expects them.
+#: Signals computed for every question (``Scored.features``); the abstention model uses the
+#: subset it was fitted on (``Abstention.features``).
 #: dense_top: cosine of the best item; dense_margin: its lead over the second item;
-#: question_top: best cosine with any alternate question; coverage: share of the question's
-#: content words found in the knowledge, each weighted by how rare it is in general Chinese
-#: (so 社保 or iPhone count more than 公司 or 规定), English typos within one deletion counted as
-#: found; bigram_coverage: share of its Chinese character bigrams found; lexical_top: log(1+BM25).
+#: dense_gap: its lead over the mean of all items; question_top: best cosine with any alternate
+#: question; coverage: share of the question's content words found in the knowledge, each
+#: weighted by how rare it is in general Chinese (so 社保 or iPhone count more than 公司 or 规定),
+#: English typos within one deletion counted as found; bigram_coverage: share of its Chinese
+#: character bigrams found; lexical_top: log(1 + best BM25 score).
 FEATURES = (
     "dense_top",
     "dense_margin",
+    "dense_gap",
     "question_top",
     "coverage",
     "bigram_coverage",
@@ -140,10 +155,11 @@ class Abstention:
     @classmethod
     def load(cls, path: Path = ABSTENTION_FILE) -> Abstention:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if tuple(data["features"]) != FEATURES:
+        unknown = set(data["features"]) - set(FEATURES)
+        if unknown:
             raise ValueError(
-                f"{path} was fitted on features {data['features']}, this code computes "
-                f"{list(FEATURES)}: refit with `.venv/bin/python scripts/evaluate.py --fit`"
+                f"{path} was fitted on features this code does not compute ({sorted(unknown)}): "
+                "refit with `.venv/bin/python scripts/evaluate.py --fit`"
             )
         return cls(
             mean=tuple(data["mean"]),
@@ -203,7 +219,13 @@ class Retriever:
         self._row_ok = np.isin(fields, fusion.fields)
         self._row_question = fields == "question"
         procedures = {to for item in knowledge.items for to in item.linked("procedure")}
-        self._procedure = np.array([i in procedures for i in index.item_ids], dtype=bool)
+        kinds = [knowledge.by_id[i].kind if i in knowledge.by_id else "" for i in index.item_ids]
+        self._intents = (
+            (PROCEDURE_INTENT, np.array([i in procedures for i in index.item_ids], dtype=bool)),
+            (DEFINITION_INTENT, np.array([k == "term" for k in kinds], dtype=bool)),
+            (BREACH_INTENT, np.array([k == "breach" for k in kinds], dtype=bool)),
+        )
+        self._clause = np.array([k == "clause" for k in kinds], dtype=bool)
         self._vocab_words = {t for doc in index.lexical.docs for t in doc if not t.startswith("~")}
         self._vocab_grams = {t for doc in index.lexical.docs for t in doc if t.startswith("~")}
         # English words of the knowledge by their one-deletion variants: "paymnet" -> "payment".
@@ -280,17 +302,27 @@ class Retriever:
             normalized = textproc.normalize(question)
             tokens = textproc.tokens(normalized, normalized=True)
             lexical = self.index.lexical.scores(tokens)
-            if self.fusion.method == "rrf":
-                fused = fuse_rrf(dense, lexical, self.fusion.rrf_k)
-                bonus = self.fusion.procedure_bonus / (self.fusion.rrf_k + 1)
-            else:
-                fused = fuse_weighted(dense, lexical, self.fusion.weight)
-                bonus = self.fusion.procedure_bonus * 0.05
-            if bonus and PROCEDURE_INTENT.search(normalized):
-                fused = fused + bonus * self._procedure
+            fused = self._fuse(dense, lexical, normalized)
             features = self._features(dense, lexical, question_top, tokens)
             out.append(Scored(question, dense, lexical, fused, features))
         return out
+
+    def _fuse(self, dense: np.ndarray, lexical: np.ndarray, normalized: str) -> np.ndarray:
+        fusion = self.fusion
+        if fusion.method == "rrf":
+            fused = fuse_rrf(dense, lexical, fusion.rrf_k)
+            share = 1.0 / (fusion.rrf_k + 1)
+        else:
+            fused = fuse_weighted(dense, lexical, fusion.weight)
+            share = 0.05
+        matched = False
+        for pattern, mask in self._intents:
+            if pattern.search(normalized):
+                fused = fused + fusion.intent_bonus * share * mask
+                matched = True
+        if not matched and fusion.clause_prior:
+            fused = fused + fusion.clause_prior * share * self._clause
+        return fused
 
     def _features(
         self, dense: np.ndarray, lexical: np.ndarray, question_top: float, tokens: list[str]
@@ -311,6 +343,7 @@ class Retriever:
         return {
             "dense_top": top,
             "dense_margin": top - second,
+            "dense_gap": top - float(dense.mean()),
             "question_top": question_top,
             "coverage": coverage,
             "bigram_coverage": bigram_cov,
