@@ -6,7 +6,6 @@ Each test uses its own user ids, so per-user state (rate limit, /lang) does not 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from emulator import BotApiEmulator, Sent, make_user, parse_html
+from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import Application
 
@@ -37,15 +37,16 @@ def new_user(language_code: str | None = "zh-hans", name: str = "User") -> dict[
     return make_user(next(_ids), name, language_code=language_code)
 
 
-def make_settings(emu: BotApiEmulator, storage: Path, **extra: Any) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        telegram_token=emu.token,
-        telegram_api_url=emu.base_url,
-        admin_ids=frozenset({ADMIN}),
-        storage_path=storage,
-        user_rate_limit=RATE_LIMIT,
-        **extra,
+def make_settings(base: Settings, emu: BotApiEmulator, storage: Path) -> Settings:
+    """The session's settings (its private index) pointed at ``emu``."""
+    return base.model_copy(
+        update={
+            "telegram_token": SecretStr(emu.token),
+            "telegram_api_url": emu.base_url,
+            "admin_ids": frozenset({ADMIN}),
+            "storage_path": storage,
+            "user_rate_limit": RATE_LIMIT,
+        }
     )
 
 
@@ -84,9 +85,9 @@ def storage_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 async def app(
-    emu: BotApiEmulator, storage_path: Path, retriever: RetrieverLike
+    emu: BotApiEmulator, storage_path: Path, settings: Settings, retriever: RetrieverLike
 ) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
-    async with running(make_settings(emu, storage_path), retriever) as application:
+    async with running(make_settings(settings, emu, storage_path), retriever) as application:
         yield application
 
 
@@ -466,31 +467,22 @@ async def test_admin_reload_swaps_the_index_while_answering(
 
 
 async def test_buttons_and_language_survive_a_restart(
-    retriever: RetrieverLike, tmp_path: Path
+    settings: Settings, retriever: RetrieverLike, tmp_path: Path
 ) -> None:
     async with BotApiEmulator() as emulator:
-        settings = make_settings(emulator, tmp_path / "bot.sqlite3")
+        bot_settings = make_settings(settings, emulator, tmp_path / "bot.sqlite3")
         user = new_user("en")
-        async with running(settings, retriever):
+        async with running(bot_settings, retriever):
             (prompt,) = await ask(emulator, "/lang", user)
             await emulator.wait_for_callback_answer(
                 emulator.press_button(prompt, "l:zh-Hans", user=user)
             )
             (reply,) = await ask(emulator, "合同有效期多久？", user)
         up = next(b for b in reply.buttons() if b["callback_data"].startswith("v:+"))
-        async with running(settings, retriever):
+        async with running(bot_settings, retriever):  # a new process would see the same
             answer = await emulator.wait_for_callback_answer(
                 emulator.press_button(reply, up["callback_data"], user=user)
             )
             assert "谢谢" in answer["text"]
             (again,) = await ask(emulator, "How long is the agreement valid?", user)
             assert detect_language(again.text) == "zh-Hans"
-        await asyncio.sleep(0)
-
-
-@pytest.fixture(scope="module")
-def retriever() -> RetrieverLike:
-    """The real retriever (model + index), loaded once for this module."""
-    from bot.retrieval import Retriever
-
-    return Retriever.load(Settings(_env_file=None))  # type: ignore[call-arg]

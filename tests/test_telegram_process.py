@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from emulator import BotApiEmulator, make_user
 
-from bot.settings import ROOT
+from bot.settings import ROOT, Settings
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
@@ -29,13 +29,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _start(emu: BotApiEmulator, tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
+async def _start(
+    emu: BotApiEmulator, tmp_path: Path, settings: Settings, **env: str
+) -> asyncio.subprocess.Process:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("BOT_")
     } | {
         "BOT_TELEGRAM_TOKEN": emu.token,
         "BOT_TELEGRAM_API_URL": emu.base_url,
         "BOT_STORAGE_PATH": str(tmp_path / "bot.sqlite3"),
+        "BOT_INDEX_DIR": str(settings.index_dir),  # the session's index (see conftest)
         "BOT_LOG_LEVEL": "INFO",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
@@ -75,9 +78,11 @@ async def _ask_until_answered(emu: BotApiEmulator, process: asyncio.subprocess.P
     return reply.text
 
 
-async def test_polling_process_answers_and_stops_on_sigint(tmp_path: Path) -> None:
+async def test_polling_process_answers_and_stops_on_sigint(
+    tmp_path: Path, settings: Settings, built_index: object
+) -> None:
     async with BotApiEmulator() as emu:
-        process = await _start(emu, tmp_path)
+        process = await _start(emu, tmp_path, settings)
         try:
             text = await _ask_until_answered(emu, process)
         except BaseException:
@@ -92,12 +97,15 @@ async def test_polling_process_answers_and_stops_on_sigint(tmp_path: Path) -> No
     assert (tmp_path / "bot.sqlite3").exists()
 
 
-async def test_webhook_process_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+async def test_webhook_process_answers_and_stops_on_sigterm(
+    tmp_path: Path, settings: Settings, built_index: object
+) -> None:
     port = _free_port()
     async with BotApiEmulator() as emu:
         process = await _start(
             emu,
             tmp_path,
+            settings,
             BOT_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/hook",
             BOT_WEBHOOK_LISTEN="127.0.0.1",
             BOT_WEBHOOK_PORT=str(port),
