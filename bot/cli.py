@@ -21,7 +21,7 @@ def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge import KnowledgeError, load_knowledge
 
     try:
-        knowledge = load_knowledge(settings.knowledge_dir)
+        knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
     except KnowledgeError as exc:
         print(str(exc), file=sys.stderr)
         return 1

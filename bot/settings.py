@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # --- Knowledge, model, index -------------------------------------------------------------
     knowledge_dir: Path = Path("knowledge")
     """Folder of the knowledge TOML files."""
+    parameters: dict[str, str] = {}
+    """Template blank values as JSON, e.g. {"term_years": "3"}; override parameters.toml."""
     index_dir: Path = Path("index")
     """Folder of the built index."""
     embedding_model: str = DEFAULT_MODEL
