@@ -252,7 +252,10 @@ class Retriever:
         index = load_index(settings, knowledge, settings.embedding_model)
         if model is None:
             model = load_model(settings)
-        dimension = model.get_sentence_embedding_dimension()
+        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension", None
+        )
+        dimension = get_dimension() if get_dimension is not None else None
         if dimension is not None and dimension != index.dimension:
             raise IndexMismatchError(
                 f"the index has {index.dimension}-dimensional vectors but the model makes "
@@ -332,7 +335,8 @@ class Retriever:
         order = np.argsort(-dense, kind="stable")
         top = float(dense[order[0]])
         second = float(dense[order[1]]) if len(order) > 1 else top - 0.1
-        words = [t for t in tokens if not t.startswith("~")]
+        # Numbers ("2", "3.2") say nothing about the topic: "what's 2+2" is not about clause 2.
+        words = [t for t in tokens if not t.startswith("~") and not t.replace(".", "").isdigit()]
         grams = [t for t in tokens if t.startswith("~")]
         weights = [textproc.general_idf(w) for w in words]
         found = sum(wt for w, wt in zip(words, weights, strict=True) if self._known(w))
@@ -374,7 +378,7 @@ class Retriever:
                     Hit(item_id=item_id, score=1.0, via="reference") for item_id in reference.ids
                 )
                 results[i] = Retrieval(query=question, hits=hits, confidence=1.0, abstain=False)
-            elif not textproc.normalize(question):
+            elif not re.search(r"\w", textproc.normalize(question)):  # nothing to search for
                 results[i] = Retrieval(query=question, hits=(), confidence=0.0, abstain=True)
             else:
                 pending.append(i)

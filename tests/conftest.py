@@ -1,0 +1,104 @@
+"""Session-wide fixtures: the real knowledge, the real model, one real index built once.
+
+``settings`` points at the repository's knowledge and model but at a private index folder (and
+storage file) under pytest's temporary directory, so tests never touch ``index/`` or ``data/``.
+The index is built there once per session; when the repository already has a built index its
+vectors are reused (content-keyed, see ``bot.index``), so this takes a second or two.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bot.settings import ROOT, Settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from bot.index import BuildReport
+    from bot.knowledge import Knowledge
+    from bot.retrieval import Retriever
+
+
+def seed_index(target_dir: Path, source_dir: Path) -> None:
+    """Copy the build ``source_dir/current`` points to into ``target_dir`` (as its current
+    build), so that a build there reuses its vectors. Does nothing when there is none."""
+    from bot.index import CURRENT, current_dir
+
+    source = current_dir(source_dir)
+    if source is None:
+        return
+    target_dir.mkdir(parents=True, exist_ok=True)
+    seed = target_dir / ".index.seed"
+    try:
+        shutil.copytree(source, seed)
+    except (OSError, shutil.Error):
+        shutil.rmtree(seed, ignore_errors=True)  # a concurrent rebuild pruned it: build afresh
+        return
+    os.symlink(seed.name, target_dir / CURRENT)
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` as a module (scripts/ is not a package)."""
+    module_name = f"scripts_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = tmp_path_factory.mktemp("contract-bot")
+    return Settings(
+        _env_file=None,
+        index_dir=base / "index",
+        storage_path=base / "data" / "bot.sqlite3",
+        telegram_token=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def knowledge(settings: Settings) -> Knowledge:
+    from bot.knowledge import load_knowledge
+
+    return load_knowledge(settings.knowledge_dir)
+
+
+@pytest.fixture(scope="session")
+def model(settings: Settings) -> SentenceTransformer:
+    from bot.embedding import load_model
+
+    return load_model(settings)
+
+
+@pytest.fixture(scope="session")
+def built_index(
+    settings: Settings, knowledge: Knowledge, model: SentenceTransformer
+) -> BuildReport:
+    """The session's index in ``settings.index_dir``, built once from the real knowledge."""
+    from bot.index import build_index
+
+    seed_index(settings.index_dir, Settings(_env_file=None).index_dir)
+    return build_index(settings, knowledge=knowledge, model=model, progress=False)
+
+
+@pytest.fixture(scope="session")
+def retriever(
+    settings: Settings, knowledge: Knowledge, model: SentenceTransformer, built_index: BuildReport
+) -> Retriever:
+    from bot.retrieval import Retriever
+
+    return Retriever.load(settings, knowledge=knowledge, model=model)

@@ -1,0 +1,84 @@
+"""The dev set's shape, and the retrieval floors on its held-out split.
+
+The floors are asserted on the held-out split only; the abstention model and every retrieval
+choice were fitted or measured on the dev split (scripts/evaluate.py --fit / --compare).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import load_script
+
+if TYPE_CHECKING:
+    from bot.knowledge import Knowledge
+    from bot.retrieval import Retriever
+
+evaluate = load_script("evaluate")
+QUESTIONS = evaluate.load_devset()
+
+
+def test_devset_shape(knowledge: Knowledge) -> None:
+    assert len(QUESTIONS) >= 150
+    assert len({q.text for q in QUESTIONS}) == len(QUESTIONS), "duplicate questions"
+    out_of_scope = [q for q in QUESTIONS if not q.in_scope]
+    assert len(out_of_scope) >= 25
+    languages = Counter(q.lang for q in QUESTIONS)
+    assert set(languages) == {"zh-Hans", "zh-Hant", "en"}
+    assert min(languages.values()) >= 30
+    for q in QUESTIONS:
+        assert q.split in ("dev", "heldout"), q
+        for gold in q.gold:
+            assert knowledge.get(gold) is not None, f"{q.text!r}: unknown gold id {gold!r}"
+    heldout = [q for q in QUESTIONS if q.split == "heldout"]
+    assert 0.25 <= len(heldout) / len(QUESTIONS) <= 0.4
+    for lang in languages:  # stratified: every language has held-out in- and out-of-scope
+        assert any(q.lang == lang and q.in_scope for q in heldout)
+        assert any(q.lang == lang and not q.in_scope for q in heldout)
+
+
+@pytest.fixture(scope="module")
+def heldout_pairs(retriever: Retriever) -> list[tuple[object, object]]:
+    heldout = [q for q in QUESTIONS if q.split == "heldout"]
+    return evaluate.evaluate(retriever, heldout)
+
+
+def test_heldout_floors(heldout_pairs: list[tuple[object, object]]) -> None:
+    m = evaluate.metrics(heldout_pairs)
+    report = evaluate.report(heldout_pairs)
+    assert m.top1 >= 0.90, report
+    assert m.top3 >= 0.97, report
+    assert m.oos_abstain >= 0.90, report
+    assert m.false_abstain <= 0.03, report
+
+
+def test_metrics_on_hand_made_results() -> None:
+    from bot.types import Hit, Retrieval
+
+    q_in = evaluate.DevQuestion("q1", ("3.2",), "zh-Hans", "dev")
+    q_out = evaluate.DevQuestion("q2", (), "en", "dev")
+
+    def result(ids: list[str], abstain: bool) -> Retrieval:
+        return Retrieval("q", tuple(Hit(i, 1.0) for i in ids), 0.5, abstain)
+
+    m = evaluate.metrics(
+        [
+            (q_in, result(["3.1", "3.2"], False)),  # rank 2
+            (q_in, result(["3.2"], True)),  # rank 1, wrongly refused
+            (q_out, result(["1.1"], True)),  # correctly refused
+            (q_out, result(["1.1"], False)),  # wrongly answered
+        ]
+    )
+    assert m.top1 == 0.5 and m.top3 == 1.0 and m.mrr == pytest.approx(0.75)
+    assert m.oos_abstain == 0.5 and m.false_abstain == 0.5
+
+
+def test_threshold_prefers_answering_over_refusing() -> None:
+    # One in-scope question scores below two out-of-scope ones: refusing it costs 3, letting
+    # the two out-of-scope questions through costs 2, so the threshold goes below it.
+    threshold = evaluate.choose_threshold([0.2, 0.8, 0.9], [0.05, 0.3, 0.35])
+    assert 0.05 < threshold < 0.2
+    assert 0.35 < evaluate.choose_threshold([0.6, 0.8], [0.1, 0.3, 0.35]) < 0.6

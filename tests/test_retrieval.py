@@ -1,0 +1,171 @@
+"""Retrieval end to end with the real model and index, and the fusion functions by hand.
+
+The questions here are written for these tests: none is a dev-set question.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from bot.retrieval import Abstention, fuse_rrf, fuse_weighted
+
+if TYPE_CHECKING:
+    from bot.retrieval import Retriever
+
+
+# -- fusion on hand-made scores ---------------------------------------------------------------
+
+
+def test_rrf_ranks_by_both_rankings() -> None:
+    dense = np.array([0.90, 0.80, 0.85, 0.10])  # ranks 1, 3, 2, 4
+    lexical = np.array([7.0, 9.0, 0.0, 0.0])  # ranks 2, 1, 3, 4 (ties keep order)
+    fused = fuse_rrf(dense, lexical, k=5)
+    assert fused[0] == pytest.approx(1 / 6 + 1 / 7)
+    assert fused[1] == pytest.approx(1 / 8 + 1 / 6)
+    assert fused[2] == pytest.approx(1 / 7 + 1 / 8)
+    assert fused[3] == pytest.approx(2 / 9)  # last in both
+    assert list(np.argsort(-fused, kind="stable")) == [0, 1, 2, 3]
+
+
+def test_rrf_ignores_score_scale() -> None:
+    dense = np.array([0.3, 0.2, 0.1])
+    lexical = np.array([300.0, 200.0, 100.0])
+    assert np.allclose(fuse_rrf(dense, lexical, k=60), fuse_rrf(dense * 10, lexical / 100, k=60))
+
+
+def test_rrf_ties_keep_document_order() -> None:
+    fused = fuse_rrf(np.zeros(3), np.zeros(3), k=5)
+    assert list(np.argsort(-fused, kind="stable")) == [0, 1, 2]
+
+
+def test_weighted_fusion_adds_scaled_bm25() -> None:
+    fused = fuse_weighted(np.array([0.8, 0.9]), np.array([10.0, 0.0]), weight=0.02)
+    assert fused == pytest.approx([1.0, 0.9])
+
+
+def test_abstention_confidence_is_a_logistic_of_standardized_features() -> None:
+    model = Abstention(
+        mean=(1.0, 0.0), scale=(2.0, 1.0), weights=(2.0, -1.0), bias=0.5, threshold=0.5,
+        features=("dense_top", "coverage"),
+    )  # fmt: skip
+    assert model.confidence([1.0, 0.0]) == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert model.confidence([3.0, 0.0]) > model.confidence([1.0, 0.0])
+    assert 0.0 <= model.confidence([-1e6, 1e6]) <= 1.0
+
+
+# -- explicit references ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "ids"),
+    [
+        ("第5.2條", ["5.2"]),
+        ("/clause 3.3", ["3.3"]),
+        ("第五条", ["5.1", "5.2"]),
+        ("section 6", ["6.1"]),
+        ("違約金是什麼意思", ["term-3"]),
+        ("what does 争议解决 mean", ["term-4"]),
+        ("liquidated damages", ["term-3"]),
+    ],
+)
+def test_references_resolve_directly(retriever: Retriever, question: str, ids: list[str]) -> None:
+    result = retriever.search(question)
+    assert [hit.item_id for hit in result.hits] == ids
+    assert all(hit.via == "reference" for hit in result.hits)
+    assert result.confidence == 1.0 and not result.abstain
+
+
+def test_a_question_mentioning_a_term_is_searched_not_looked_up(retriever: Retriever) -> None:
+    result = retriever.search("乙方违约以后甲方能要求什么")
+    assert result.hits[0].via == "search"
+    assert not result.abstain
+
+
+# -- free questions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # traditional Chinese
+        ("乙方可不可以把甲方的技術資料透露給其他廠商？", "1.3"),
+        ("服務費要匯到哪個銀行帳戶", "3.3"),
+        ("合約的期限從哪一天開始算", "2.1"),
+        # simplified Chinese, colloquial
+        ("甲方逾期未付服务费，乙方可以先暂停服务吗", "problem-1"),
+        ("售后服务费按什么周期结算", "3.2"),
+        # English
+        ("How many months ahead must we give notice before renewing?", "2.2"),
+        ("Who has to set up a mechanism for handling customer complaints?", "4.3"),
+        ("If the provider fails to deliver support, may Party A cancel the contract?", "5.2"),
+        ("Is training part of the support Party B provides?", "1.1"),
+    ],
+)
+def test_questions_find_the_right_item(retriever: Retriever, question: str, expected: str) -> None:
+    result = retriever.search(question)
+    assert result.hits[0].item_id == expected, [h.item_id for h in result.hits]
+    assert result.hits[0].via == "search"
+    assert not result.abstain, result.confidence
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "今天股市行情如何",
+        "How do I bake sourdough bread?",
+        "勞工退休金提撥比例是多少",
+        "what's 2+2",
+        "哈哈",
+    ],
+)
+def test_out_of_scope_abstains_but_offers_nearest_topics(
+    retriever: Retriever, question: str
+) -> None:
+    result = retriever.search(question, k=3)
+    assert result.abstain
+    assert result.confidence < retriever.abstention.threshold
+    assert len(result.hits) == 3  # nearest topics, for "not covered; maybe you meant ..."
+
+
+def test_hits_are_ranked_and_scored(retriever: Retriever) -> None:
+    result = retriever.search("乙方需要建立什么样的质量体系", k=4)
+    assert len(result.hits) == 4
+    scores = [hit.score for hit in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len({hit.item_id for hit in result.hits}) == 4
+    assert all(-1.0 <= hit.dense <= 1.0 and hit.lexical >= 0.0 for hit in result.hits)
+    assert 0.0 <= result.confidence <= 1.0
+
+
+def test_search_many_matches_search(retriever: Retriever) -> None:
+    questions = ["第3.2条", "How is the fee paid?", "今天天气", "服務品質怎麼評估"]
+    many = retriever.search_many(questions, k=3)
+    for question, result in zip(questions, many, strict=True):
+        single = retriever.search(question, k=3)
+        assert [h.item_id for h in result.hits] == [h.item_id for h in single.hits]
+        assert result.abstain == single.abstain
+        assert result.confidence == pytest.approx(single.confidence, abs=1e-3)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "？？？"])
+def test_empty_questions_abstain_without_hits(retriever: Retriever, question: str) -> None:
+    result = retriever.search(question)
+    assert result.abstain and result.hits == () and result.confidence == 0.0
+
+
+def test_long_message_with_a_question_inside(retriever: Retriever) -> None:
+    question = (
+        "我们是一家做智能家居App的公司，去年和一家外包客服团队签了这份售后支持协议，合作到现在"
+        "总体还算顺利，不过财务同事想确认一下：按照协议，甲方应该在什么时间把上一季度的服务费付给乙方？"
+    )
+    result = retriever.search(question)
+    assert result.hits[0].item_id == "3.2" and not result.abstain
+
+
+def test_overlong_message_is_cut_to_the_limit(retriever: Retriever) -> None:
+    limit = retriever.settings.max_question_chars
+    result = retriever.search("服务费什么时候付" + "。" * (limit * 3))
+    assert result.hits and len(result.hits) == 5

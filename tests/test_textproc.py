@@ -1,0 +1,103 @@
+"""Normalization and BM25 tokens on hand-made inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import textproc
+from bot.textproc import cjk_bigrams, deletions, general_idf, normalize, stem, tokens, words
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("乙方違約了怎麼辦？", "乙方违约了怎么办?"),  # traditional -> simplified, full-width ?
+        ("ＣＬＡＵＳＥ　５．１", "clause 5.1"),  # full-width letters, digits, ideographic space
+        ("  What   does\tClause 5.1  SAY ", "what does clause 5.1 say"),
+        ("網際網路產品的軟體", "互联网产品的软件"),  # Taiwan word forms -> the agreement's words
+        ("匯款帳號", "汇款账号"),
+        ("违约金", "违约金"),  # already simplified: unchanged
+        ("", ""),
+    ],
+)
+def test_normalize(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_normalize_is_idempotent() -> None:
+    for text in ("乙方違約了怎麼辦？", "ＣＬＡＵＳＥ　５．１", "網際網路產品"):
+        assert normalize(normalize(text)) == normalize(text)
+
+
+def test_tokens_have_words_and_bigrams_without_stopwords() -> None:
+    result = tokens("甲方什么时候支付服务费用？")
+    assert "甲方" in result and "支付" in result
+    assert "~服务" in result and "~支付" in result  # character bigrams, marked
+    assert "什么" not in result and "~什么" not in result  # question words carry no topic
+    assert not any(t in ("的", "吗", "？", "?") for t in result)
+
+
+def test_bigrams_skip_particles_and_function_character_pairs() -> None:
+    result = tokens("乙方违约了吗")
+    assert "~约了" not in result and "~了吗" not in result
+    assert "~是谁" not in tokens("你是谁")  # two function characters are no topic
+    assert tokens("你是谁") == []
+
+
+def test_traditional_and_simplified_give_the_same_tokens() -> None:
+    assert tokens("甲方遲延付款算違約嗎") == tokens("甲方迟延付款算违约吗")
+
+
+def test_english_words_are_stemmed_and_stopwords_dropped() -> None:
+    result = tokens("What are the Services and Parties' obligations?")
+    assert "service" in result and "party" in result and "obligation" in result
+    assert "what" not in result and "the" not in result and "are" not in result
+
+
+def test_clause_numbers_stay_whole() -> None:
+    assert "3.2" in tokens("第3.2条")
+    assert "5.1" in tokens("clause 5.1")
+
+
+def test_mixed_and_empty_input() -> None:
+    assert tokens("") == []
+    assert tokens("？！。") == []
+    mixed = tokens("iPhone 售后 warranty")
+    assert "iphone" in mixed and "warranty" in mixed and "售后" in mixed
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("services", "service"),
+        ("parties", "party"),
+        ("processes", "process"),
+        ("running", "run"),
+        ("signed", "sign"),
+        ("class", "class"),
+        ("fee", "fee"),
+        ("5.1", "5.1"),
+    ],
+)
+def test_stem(word: str, expected: str) -> None:
+    assert stem(word) == expected
+
+
+def test_cjk_bigrams() -> None:
+    assert cjk_bigrams("违约金") == ["违约", "约金"]
+    assert cjk_bigrams("钱") == ["钱"]
+
+
+def test_words_are_content_words_only() -> None:
+    assert words(normalize("请问违约金怎么算")) == ["违约金"]
+
+
+def test_general_idf_ranks_rare_words_above_common_ones() -> None:
+    assert general_idf("社保") > general_idf("公司")
+    assert general_idf("违约金") > general_idf("规定")
+    assert general_idf("iphone") == textproc.UNKNOWN_IDF
+
+
+def test_deletions_match_a_transposition_typo() -> None:
+    assert deletions("paymnet") & deletions("payment")
+    assert "payent" in deletions("payment")
