@@ -68,7 +68,9 @@ def ask(
     questions = _questions(sys.stdin) if question == "-" else iter([question])
     first = True
     for text in questions:
-        reply = answer(_cut(text, settings), retriever, language=language)
+        reply = answer(
+            _cut(text, settings), retriever, language=language, parameters=settings.parameters
+        )
         if as_json:
             print(json.dumps(to_json(reply), ensure_ascii=False), flush=True)
         else:
@@ -88,7 +90,7 @@ def chat(settings: Settings, *, language: Language | None = None) -> int:
         return 1
     prompt = PROMPTS[language or "zh-Hans"] if interactive else ""
     if interactive:
-        print(to_text(answer("", retriever, language=language)))
+        print(to_text(answer("", retriever, language=language, parameters=settings.parameters)))
         print()
     try:
         while True:
@@ -103,7 +105,9 @@ def chat(settings: Settings, *, language: Language | None = None) -> int:
                 continue
             if text.lower() in EXIT_WORDS:
                 return 0
-            reply = answer(_cut(text, settings), retriever, language=language)
+            reply = answer(
+                _cut(text, settings), retriever, language=language, parameters=settings.parameters
+            )
             print(to_text(reply), flush=True)
             print(flush=True)
     except KeyboardInterrupt:

@@ -18,14 +18,18 @@ from bot.settings import ROOT, Settings
 KEYS = ["question", "language", "abstained", "confidence", "citations", "answer"]
 
 
-def _run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def index_env(settings: Settings, built_index: object) -> dict[str, str]:
+    """The session's private index (conftest builds it once), for the subprocesses."""
+    return {"BOT_INDEX_DIR": str(settings.index_dir)}
+
+
+def _run(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     full_env = {
         **os.environ,
         "PYTHONIOENCODING": "utf-8",
         "BOT_LOG_LEVEL": "WARNING",
-        **(env or {}),
+        **env,
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
@@ -52,8 +56,8 @@ def _check_shape(obj: dict[str, object]) -> None:
     assert isinstance(obj["answer"], str) and obj["answer"]
 
 
-def test_ask_json_one_question() -> None:
-    proc = _run("ask", "--json", "甲方什么时候付款？")
+def test_ask_json_one_question(index_env: dict[str, str]) -> None:
+    proc = _run("ask", "--json", "甲方什么时候付款？", env=index_env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -67,9 +71,16 @@ def test_ask_json_one_question() -> None:
     assert "于每季度第一个月内支付乙方上一季度的服务费用" in obj["answer"]
 
 
-def test_ask_json_reads_one_question_per_line() -> None:
+def test_ask_json_reads_one_question_per_line(index_env: dict[str, str]) -> None:
     stdin = "合同有效期多久？\n\n違約金是什麼？\nHow do I complain?\n"
-    proc = _run("ask", "--json", "-", stdin=stdin)
+    # An operator-filled blank (BOT_PARAMETERS) shows in the answer instead of the blank.
+    proc = _run(
+        "ask",
+        "--json",
+        "-",
+        stdin=stdin,
+        env={**index_env, "BOT_PARAMETERS": '{"term_years": "3"}'},
+    )
     assert proc.returncode == 0, proc.stderr
     objs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert len(objs) == 3  # the blank line is skipped
@@ -77,13 +88,14 @@ def test_ask_json_reads_one_question_per_line() -> None:
         _check_shape(obj)
     assert [o["language"] for o in objs] == ["zh-Hans", "zh-Hant", "en"]
     assert objs[0]["citations"][0]["id"] == "2.1"
+    assert "本协议的有效期为3年" in objs[0]["answer"]
     assert objs[1]["citations"][0]["id"] == "term-3"
     assert "4.3" in [c["id"] for c in objs[2]["citations"]]
 
 
-def test_run_without_token_is_the_console_chat() -> None:
+def test_run_without_token_is_the_console_chat(index_env: dict[str, str]) -> None:
     # What `echo "合同有效期多久？" | make run` does when no token is set.
-    proc = _run("run", stdin="合同有效期多久？\n", env={"BOT_TELEGRAM_TOKEN": ""})
+    proc = _run("run", stdin="合同有效期多久？\n", env={**index_env, "BOT_TELEGRAM_TOKEN": ""})
     assert proc.returncode == 0, proc.stderr
     assert "【第2.1条】本协议的有效期为__________年" in proc.stdout
     assert "本模板此处留空" in proc.stdout
@@ -95,7 +107,7 @@ def test_stale_index_is_refused_with_the_fix(
 ) -> None:
     from bot.console import ask
 
-    settings = Settings(index_dir=tmp_path / "no-index")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "no-index")  # type: ignore[call-arg]
     assert ask(settings, "合同有效期多久？", as_json=True) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
