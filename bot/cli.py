@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -143,5 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if logging.getLogger().level > logging.DEBUG:
+        # Library start-up chatter (which faiss build loaded, weight-loading bars) would drown
+        # the console chat; DEBUG shows it again.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        for name in ("faiss", "sentence_transformers", "transformers", "jieba"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)
