@@ -92,12 +92,13 @@ class FakeRetriever:
     knowledge: Knowledge
     hits: tuple[str, ...] = ()
     abstain: bool = False
+    confidence: float = 0.75
     asked: list[str] = field(default_factory=list)
 
     def search(self, question: str, k: int = 5) -> Retrieval:
         self.asked.append(question)
         hits = tuple(Hit(item_id, 0.8 - 0.1 * n) for n, item_id in enumerate(self.hits))
-        return Retrieval(question, hits, 0.2 if self.abstain else 0.75, self.abstain)
+        return Retrieval(question, hits, 0.2 if self.abstain else self.confidence, self.abstain)
 
 
 def _texts(a: Answer, role: str | None = None) -> list[str]:
@@ -138,6 +139,14 @@ def test_free_question_quotes_the_top_hit_and_follows_its_links() -> None:
     # Follow-ups lead somewhere new first: 1.3 is linked but not quoted.
     assert a.related[0] == "1.3"
     assert 2 <= len(a.related) <= 3 and "1.1" not in a.related
+
+
+def test_a_weak_match_says_so() -> None:
+    weak = answer("资料能外泄吗", FakeRetriever(TOY, hits=("1.1",), confidence=0.4))
+    strong = answer("资料能外泄吗", FakeRetriever(TOY, hits=("1.1",), confidence=0.95))
+    assert "匹配把握不高" in to_text(weak)
+    assert "匹配把握不高" not in to_text(strong)
+    assert weak.confidence == 0.4 and not weak.abstained
 
 
 def test_every_quoted_sentence_is_agreement_text() -> None:
