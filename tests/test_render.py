@@ -105,3 +105,12 @@ def test_english_translation_is_marked_unofficial() -> None:
     assert "[Clause 3.2] 甲方应按时付款" in text
     assert "Unofficial translation: Party A shall pay on time" in text
     assert "<i>Unofficial translation: Party A shall pay on time</i>" in to_html(answer)
+
+
+def test_every_fixed_string_exists_in_both_languages() -> None:
+    from bot import texts
+
+    assert set(texts.ZH_HANS) == set(texts.EN)
+    # zh-Hant is derived: a converted string has no simplified-only characters left.
+    hant = texts.t("blank", "zh-Hant", label="有效期（年）")
+    assert hant == "本模板此處留空：有效期（年）"
