@@ -391,6 +391,12 @@ def build_index(
             if model is None:
                 from bot.embedding import ModelFetchError, load_model
 
+                if not progress:  # --quiet: no "Loading weights" bar from transformers either
+                    with contextlib.suppress(ImportError):
+                        from transformers.utils import logging as hf_logging
+
+                        hf_logging.disable_progress_bar()
+
                 try:
                     model = load_model(settings)
                 except ModelFetchError as exc:

@@ -10,7 +10,6 @@ happens): the whole message, apart from a little lookup phrasing, must be the re
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -109,35 +108,68 @@ def _strip(text: str) -> str:
     return _PUNCT.sub("", text).strip()
 
 
-def _clauses(items: Iterable[Item]) -> dict[str, Item]:
-    return {item.id: item for item in items if item.kind == "clause"}
+@dataclass(frozen=True)
+class _Table:
+    """Lookups derived from the items once (parse_reference runs on every message)."""
+
+    by_id: dict[str, Item]
+    clauses: frozenset[str]
+    sections: dict[int, tuple[str, ...]]  # section number -> clause ids
+    headings: dict[str, tuple[str, ...]]  # normalized "五、违约责任" -> item ids
+    terms: dict[str, str]  # normalized term name, English name or alias -> term id
+    aliases: dict[str, str]  # normalized alias of a non-term item -> its id
 
 
-def _section_ids(items: Iterable[Item], number: int) -> tuple[str, ...]:
-    return tuple(
-        item.id for item in items if item.kind == "clause" and item.id.split(".")[0] == str(number)
+_TABLES: dict[int, tuple[tuple[Item, ...], _Table]] = {}
+
+
+def _table(items: tuple[Item, ...]) -> _Table:
+    cached = _TABLES.get(id(items))
+    if cached is not None and cached[0] is items:
+        return cached[1]
+    sections: dict[int, list[str]] = {}
+    headings: dict[str, list[str]] = {}
+    terms: dict[str, str] = {}
+    aliases: dict[str, str] = {}
+    for item in items:
+        if item.kind == "clause" and item.id.split(".")[0].isdigit():
+            sections.setdefault(int(item.id.split(".")[0]), []).append(item.id)
+        if item.section:
+            headings.setdefault(normalize(item.section), []).append(item.id)
+        if item.kind == "term":
+            for name in (item.title, item.title_en, *item.aliases):
+                if name:
+                    terms.setdefault(normalize(name), item.id)
+        else:
+            for alias in item.aliases:
+                aliases.setdefault(normalize(alias), item.id)
+    table = _Table(
+        by_id={item.id: item for item in items},
+        clauses=frozenset(item.id for item in items if item.kind == "clause"),
+        sections={n: tuple(ids) for n, ids in sections.items()},
+        headings={h: tuple(ids) for h, ids in headings.items()},
+        terms=terms,
+        aliases=aliases,
     )
-
-
-def _term_names(item: Item) -> set[str]:
-    return {normalize(name) for name in (item.title, item.title_en, *item.aliases) if name}
+    if len(_TABLES) > 8:
+        _TABLES.clear()
+    _TABLES[id(items)] = (items, table)
+    return table
 
 
 def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
     """The explicit reference ``text`` consists of, or None for an ordinary question."""
-    items = knowledge.items
     raw = text.strip()
     command = _CMD.match(raw)
     kind_hint = command.group(1).lower() if command else None
     body = _strip(normalize(raw[command.end() :] if command else raw))
     if not body:
         return None
-    by_id = {item.id: item for item in items}
-    clauses = _clauses(items)
+    table = _table(knowledge.items)
 
     # An item id as such ("breach-2", "term-3", "header") or a clause id after /clause.
-    if body in by_id:
-        item = by_id[body]
+    if body in table.by_id:
+        item = table.by_id[body]
         if item.kind == "clause":
             return Reference("clause", (item.id,))
         if kind_hint is not None or "-" in body:
@@ -147,54 +179,48 @@ def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
         match = pattern.match(body)
         if match:
             clause_id = f"{int(match.group(1))}.{int(match.group(2))}"
-            return Reference("clause", (clause_id,)) if clause_id in clauses else None
+            return Reference("clause", (clause_id,)) if clause_id in table.clauses else None
 
     for pattern in _SECTION_PATTERNS:
         match = pattern.match(body)
         if match:
             number = zh_number(match.group(1))
-            ids = _section_ids(items, number) if number is not None else ()
+            ids = table.sections.get(number, ()) if number is not None else ()
             return Reference("section", ids) if ids else None
     if kind_hint in ("clause", "section") and body.isdigit():
-        ids = _section_ids(items, int(body))
+        ids = table.sections.get(int(body), ())
         return Reference("section", ids) if ids else None
 
     heading = _HEADING.match(body)
     if heading:
-        return _heading_reference(items, heading.group(1), heading.group(2))
+        return _heading_reference(table, heading.group(1), heading.group(2))
 
-    return _term_reference(items, body, bare_ok=True)
+    return _term_reference(table, body)
 
 
-def _heading_reference(items: tuple[Item, ...], numeral: str, title: str) -> Reference | None:
+def _heading_reference(table: _Table, numeral: str, title: str) -> Reference | None:
     """ "五、违约责任": the items under the heading with that title (clauses or an appendix)."""
-    wanted = f"{numeral}、{_strip(title)}"
-    ids = tuple(item.id for item in items if item.section and normalize(item.section) == wanted)
+    ids = table.headings.get(f"{numeral}、{_strip(title)}", ())
     if ids:
-        kinds = {by.kind for by in items if by.id in ids}
+        kinds = {table.by_id[i].kind for i in ids}
         return Reference("section" if kinds == {"clause"} else "item", ids)
     number = zh_number(numeral)
-    section = _section_ids(items, number) if number is not None else ()
+    section = table.sections.get(number, ()) if number is not None else ()
     return Reference("section", section) if section else None
 
 
-def _term_reference(items: tuple[Item, ...], body: str, *, bare_ok: bool) -> Reference | None:
+def _term_reference(table: _Table, body: str) -> Reference | None:
     """A glossary term named bare ("违约金") or in a what-is question; a bare item alias."""
-    terms = [item for item in items if item.kind == "term"]
-    candidates = [body] if bare_ok else []
+    candidates = [body]
     for pattern in (*_TERM_ZH, *_TERM_EN):
         match = pattern.match(body)
         if match:
             candidates.append(_strip(match.group(1)))
     for candidate in candidates:
         candidate = candidate.strip("\"'“”‘’「」『』《》 ")
-        if not candidate:
-            continue
-        for item in terms:
-            if candidate in _term_names(item):
-                return Reference("term", (item.id,))
+        if candidate in table.terms:
+            return Reference("term", (table.terms[candidate],))
     # Any other item's alias, only when it is the whole message ("保密", "续约", "附件").
-    for item in items:
-        if item.kind != "term" and body in {normalize(a) for a in item.aliases}:
-            return Reference("item", (item.id,))
+    if body in table.aliases:
+        return Reference("item", (table.aliases[body],))
     return None

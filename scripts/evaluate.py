@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 DEVSET = ROOT / "tests" / "data" / "devset.toml"
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
+SPLITS = ("dev", "heldout")
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,20 @@ def evaluate(
     return list(zip(questions, results, strict=True))
 
 
-def report(pairs: Sequence[tuple[DevQuestion, Retrieval]], *, show_misses: bool = True) -> str:
+def report(
+    pairs: Sequence[tuple[DevQuestion, Retrieval]],
+    *,
+    show_misses: bool = True,
+    known_questions: Iterable[str] = (),
+) -> str:
+    """The metrics table (overall, per split, per language) and the misses.
+
+    ``known_questions`` (the knowledge's alternate questions) adds rows "<split>/novel" that
+    leave out dev questions identical to one of them after normalization: those are found by
+    their own vector, so the novel rows are the fairer estimate for unseen wording.
+    """
+    from bot.textproc import normalize
+
     lines = [HEADER]
     groups: list[tuple[str, list[tuple[DevQuestion, Retrieval]]]] = [("all", list(pairs))]
     for split in ("dev", "heldout"):
@@ -149,6 +163,12 @@ def report(pairs: Sequence[tuple[DevQuestion, Retrieval]], *, show_misses: bool 
             sub = [p for p in part if p[0].lang == lang]
             if sub:
                 groups.append((f"{label}/{lang}", sub))
+    known = {normalize(q).rstrip("?") for q in known_questions}
+    if known:
+        for label, part in list(groups[: 1 + sum(1 for g in groups if g[0] in SPLITS)]):
+            novel = [p for p in part if normalize(p[0].text).rstrip("?") not in known]
+            if len(novel) != len(part):
+                groups.append((f"{label}/novel", novel))
     for label, part in groups:
         lines.append(metrics(part).row(label))
     if show_misses:
@@ -414,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         retriever.abstention = model
     pairs = evaluate(retriever, _select(questions, args.split))
-    print(report(pairs, show_misses=not args.no_misses))
+    known = [q for item in retriever.knowledge.items for q in item.questions]
+    print(report(pairs, show_misses=not args.no_misses, known_questions=known))
     return 0
 
 
