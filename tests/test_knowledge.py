@@ -366,7 +366,7 @@ BROKEN: dict[str, tuple[Break, list[str]]] = {
     ),
     "too few questions": (
         lambda d: _edit(
-            d, "agreement.toml", '    "合同一共有几份？",\n    "我们手里应该有一份合同吗？",\n', ""
+            d, "agreement.toml", '    "协议要打印签几份？",\n    "我们手里应该有一份合同吗？",\n', ""
         ),
         ['agreement.toml: item "7.1": field "questions": needs at least 5 questions, has 4'],
     ),
