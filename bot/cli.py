@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
@@ -37,10 +38,16 @@ def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.index import IndexBuildError, build_index, index_status
 
-    if args.action == "status":
+    if args.action == "status" or (args.if_stale and not args.force):
+        started = time.perf_counter()
         ok, message = index_status(settings)
-        print(message)
-        return 0 if ok else 1
+        if args.action == "status":
+            print(message)
+            return 0 if ok else 1
+        if ok:
+            print(f"{message} [checked in {time.perf_counter() - started:.2f} s]")
+            return 0
+        print(f"index needs a build: {message}", file=sys.stderr)
     try:
         report = build_index(settings, force=args.force, progress=not args.quiet)
     except IndexBuildError as exc:
@@ -121,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["build", "status"], default="build")
     p.add_argument("--force", action="store_true", help="re-embed everything")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="build only when the index does not match the knowledge and model (fast check)",
+    )
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("model", help="fetch or convert the embedding model into the model cache")

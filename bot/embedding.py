@@ -148,7 +148,10 @@ def load_model(settings: Settings) -> SentenceTransformer:
         )
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    # A weight-loading progress bar on every start would clutter the console chat and logs.
+    hf_logging.disable_progress_bar()
     if "OMP_NUM_THREADS" not in os.environ:
         # Latency of one short query is what matters; one thread per available core.
         torch.set_num_threads(max(1, min(len(os.sched_getaffinity(0)), 8)))

@@ -367,7 +367,7 @@ def build_index(
     with _lock(index_dir):
         if knowledge is None:
             try:
-                knowledge = load_knowledge(settings.knowledge_dir)
+                knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
             except KnowledgeError as exc:
                 raise IndexBuildError(
                     f"knowledge in {settings.knowledge_dir} is invalid:\n{exc}"
@@ -598,7 +598,7 @@ def index_status(settings: Settings) -> tuple[bool, str]:
     except IndexMismatchError as exc:
         return False, str(exc)
     try:
-        knowledge = load_knowledge(settings.knowledge_dir)
+        knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
     except KnowledgeError as exc:
         return False, f"the knowledge in {settings.knowledge_dir} is invalid:\n{exc}"
     problems = check_files(current, manifest) + check_match(manifest, settings, knowledge)

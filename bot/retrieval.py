@@ -248,7 +248,7 @@ class Retriever:
         from bot.knowledge import load_knowledge
 
         if knowledge is None:
-            knowledge = load_knowledge(settings.knowledge_dir)
+            knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
         index = load_index(settings, knowledge, settings.embedding_model)
         if model is None:
             model = load_model(settings)
