@@ -1,7 +1,8 @@
-"""The dev set's shape, and the retrieval floors on its held-out split.
+"""The evaluation sets' shape and independence, and the retrieval floors on the held-out set.
 
-The floors are asserted on the held-out split only; the abstention model and every retrieval
-choice were fitted or measured on the dev split (scripts/evaluate.py --fit / --compare).
+The floors are asserted on the held-out set only (tests/data/heldout.toml); the abstention model
+and every retrieval choice were fitted or measured on the dev set (scripts/evaluate.py --fit /
+--compare).
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def test_devset_shape(knowledge: Knowledge) -> None:
     for lang in languages:  # stratified: every language has held-out in- and out-of-scope
         assert any(q.lang == lang and q.in_scope for q in heldout)
         assert any(q.lang == lang and not q.in_scope for q in heldout)
+
+
+def _normalized(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def test_evaluation_questions_are_not_knowledge_questions(knowledge: Knowledge) -> None:
+    """The figures only mean something if no evaluation question is one the index holds, and
+    the held-out set shares no question with the dev set it was kept apart from."""
+    alternate = {_normalized(q) for item in knowledge.items for q in item.questions}
+    copied = [q.text for q in QUESTIONS if _normalized(q.text) in alternate]
+    assert not copied, f"evaluation questions copied into knowledge/: {copied}"
+    dev = {_normalized(q.text) for q in QUESTIONS if q.split == "dev"}
+    shared = [q.text for q in QUESTIONS if q.split == "heldout" and _normalized(q.text) in dev]
+    assert not shared, f"held-out questions also in the dev set: {shared}"
 
 
 @pytest.fixture(scope="module")
