@@ -69,7 +69,9 @@ def load_devset(paths: Sequence[Path] = (DEVSET, HELDOUT)) -> list[DevQuestion]:
     """The questions of every file in ``paths`` (each question names its own split)."""
     questions: list[DevQuestion] = []
     for path in paths:
-        questions.extend(_load_file(path))
+        # A missing held-out file shows up in tests/test_evaluation.py, which requires one.
+        if path != HELDOUT or path.exists():
+            questions.extend(_load_file(path))
     return questions
 
 
