@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.textproc import normalize
+from bot.textproc import normalize, stem, words
 from bot.types import Item
 
 ReferenceKind = Literal["clause", "section", "term", "item"]
@@ -195,7 +195,77 @@ def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
     if heading:
         return _heading_reference(table, heading.group(1), heading.group(2))
 
-    return _term_reference(table, body)
+    return _term_reference(table, body) or embedded_reference(body, table)
+
+
+#: Words that may surround an embedded clause or section number in a lookup ("条款4.2在讲什么",
+#: "第3.3条的内容是什么", "explain section 5"): they ask to see it, not about something else.
+#: (Question and function words are already stopwords in ``bot.textproc.words``.)
+_LOOKUP_TEXT = """规定 规定了 内容 条款 条文 原文 全文 约定 写 写了 说了 讲了 在讲
+    意思 解释 具体 看看 看
+    查 查看 查查 显示 告诉 告诉我 介绍 说明 主要 关于 部分 条 款 项 章 节 讲述 讲的 说的 写的
+    含义 概括 总结 摘要 协议 合同 本 本协议 本合同 这条 那条 该条 此条 一条 细节 详细
+    explain explanation say state mean cover describe description summarize summary text content
+    wording show read clause section article part chapter detail contain provision stipulate
+    specify quote give tell talk about regard regarding breakdown outline look"""
+LOOKUP_WORDS = frozenset(_LOOKUP_TEXT.split())
+_LOOKUP_STEMS = frozenset(stem(w) for w in LOOKUP_WORDS) | LOOKUP_WORDS
+
+#: A clause or section number with a marker that makes it a reference, anywhere in a message:
+#: "第3.2条", "3.2条", "条款4.2", "clause 7.2", "section 5", "第六条". Bare numbers ("3.2万元",
+#: "2.1号") carry no marker and are never taken for references.
+_EMBEDDED_CLAUSE = re.compile(
+    r"(?:第|条款|条|(?<![a-z])(?:clause|article|art\.?|section|§|item)\s*)\s*"
+    r"(\d{1,2})\.(\d{1,2})(?![\d.])\s*(?:条款|条|款|项)?"
+    r"|(?<![\d.])(\d{1,2})\.(\d{1,2})\s*(?:条款|条|款|项)"
+)
+_EMBEDDED_SECTION = re.compile(
+    rf"第\s*{_NUM}\s*(?:条|章|部分|节)"
+    r"|(?<![a-z])(?:section|article|part|chapter|clause)\s*(\d{1,2})(?![\d.])"
+)
+
+
+def embedded_reference(body: str, table: _Table) -> Reference | None:
+    """A clause or section number inside a lookup question ("5.2条讲的啥", "第六条争议解决是怎么
+    规定的", "what does clause 7.2 say"): everything else in the message must be lookup
+    phrasing or words of the referenced items' own titles and heading, so that a question that
+    merely mentions a clause ("3.2条里甲方逾期付款怎么办") is still searched."""
+    found: list[tuple[re.Match[str], tuple[str, ...], ReferenceKind]] = []
+    for match in _EMBEDDED_CLAUSE.finditer(body):
+        major, minor = match.group(1) or match.group(3), match.group(2) or match.group(4)
+        clause_id = f"{int(major)}.{int(minor)}"
+        if clause_id in table.clauses:
+            found.append((match, (clause_id,), "clause"))
+    if not found:
+        for match in _EMBEDDED_SECTION.finditer(body):
+            number = zh_number(match.group(1) or match.group(2))
+            ids = table.sections.get(number, ()) if number is not None else ()
+            if ids:
+                found.append((match, ids, "section"))
+    if len(found) != 1:
+        return None  # none, or several: a comparison is a question for search
+    match, ids, kind = found[0]
+    rest = body[: match.start()] + " " + body[match.end() :]
+    allowed = set(_LOOKUP_STEMS)
+    for item_id in ids:
+        item = table.by_id[item_id]
+        for name in (item.title, item.title_en, item.section, item.section_en):
+            allowed.update(words(normalize(name)))
+    leftover = [w for w in words(rest) if not w.replace(".", "").isdigit()]
+    if all(_composed_of(w, allowed) for w in leftover):
+        return Reference(kind, ids)
+    return None
+
+
+def _composed_of(word: str, allowed: set[str]) -> bool:
+    """``word`` is an allowed word or a run of them (jieba keeps 具体内容 or 主要规定 whole)."""
+    if word in allowed:
+        return True
+    ends = {0}  # positions reachable by a chain of allowed words
+    for end in range(1, len(word) + 1):
+        if any(word[start:end] in allowed for start in ends if start < end):
+            ends.add(end)
+    return len(word) in ends
 
 
 def _heading_reference(table: _Table, numeral: str, title: str) -> Reference | None:

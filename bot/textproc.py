@@ -17,6 +17,8 @@ import logging
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 #: Regional word forms that OpenCC ``t2s`` leaves as they are but the agreement words differently.
@@ -160,15 +162,111 @@ UNKNOWN_IDF = 12.0
 
 
 def general_idf(word: str) -> float:
-    """How rare ``word`` is in general Chinese (log inverse frequency in jieba's dictionary).
+    """How rare ``word`` is in general use (log inverse frequency).
 
-    Common words (公司, 规定, 怎么) score about 7-8, rare ones (社保, 违约金) about 13, unknown
-    ones more. Non-Chinese words get ``UNKNOWN_IDF``: there is no English frequency list here.
+    Chinese: jieba's dictionary; common words (公司, 规定, 怎么) score about 7-8, rare ones (社保,
+    违约金) about 13, unknown ones more. English: wordfreq's frequency on the same scale
+    (landlord about 11.7, payment 10, the 3), capped at ``UNKNOWN_IDF`` for unknown words and
+    typos; other tokens (numbers, codes) get ``UNKNOWN_IDF``.
     """
-    if not has_cjk(word):
+    if has_cjk(word):
+        dictionary = _jieba().dt
+        return math.log(dictionary.total / (dictionary.FREQ.get(word, 0) + 1))
+    zipf = english_zipf(word)
+    if zipf <= 0:
         return UNKNOWN_IDF
-    dictionary = _jieba().dt
-    return math.log(dictionary.total / (dictionary.FREQ.get(word, 0) + 1))
+    # zipf = log10(occurrences per 10^9 words), so -ln(frequency) = ln(10^9) - zipf * ln(10).
+    return min(UNKNOWN_IDF, max(0.0, math.log(1e9) - zipf * math.log(10)))
+
+
+@functools.cache
+def english_zipf(word: str) -> float:
+    """wordfreq's Zipf frequency of an English word (0 for unknown words, typos and non-words);
+    a stemmed form ("damag", "liquidat") is looked up as the likeliest full word."""
+    if not word.isascii() or not word.isalpha():
+        return 0.0
+    from wordfreq import zipf_frequency
+
+    best = zipf_frequency(word, "en")
+    if best == 0:  # a stem: try the endings ``stem`` removes
+        for ending in ("e", "s", "ed", "ing", "es", "y"):
+            best = max(best, zipf_frequency(word + ending, "en"))
+    return best
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap two neighbours),
+    or ``limit + 1`` as soon as it is known to exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return min(previous[len(b)], limit + 1)
+
+
+#: An English word is corrected only when it is this rare in general English (Zipf, wordfreq):
+#: real words ("lease", "quit") are never turned into the agreement's words.
+TYPO_MAX_ZIPF = 2.0
+
+
+def typo_budget(word: str) -> int:
+    """Edits allowed when correcting ``word``: none below 5 letters, 1 up to 7, then 2."""
+    return 0 if len(word) < 5 else 1 if len(word) <= 7 else 2
+
+
+@dataclass(frozen=True)
+class Speller:
+    """Corrects misspelled English words against a vocabulary (the knowledge's own words):
+    "liquidaded damges" -> "liquidated damages", "paymnet" -> "payment".
+
+    A word is corrected when it is not in the vocabulary, is rare in general English (a typo,
+    not a word of another topic), and one vocabulary word with the same first letter is
+    nearest within ``typo_budget``; among equally near ones the most frequent in the
+    vocabulary wins.
+    """
+
+    counts: dict[str, int]
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> Speller:
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in _ENGLISH_WORD.findall(text.lower()):
+                counts[word] = counts.get(word, 0) + 1
+        return cls(counts)
+
+    def correct_word(self, word: str) -> str:
+        lower = word.lower()
+        budget = typo_budget(lower)
+        if not budget or lower in self.counts or english_zipf(lower) > TYPO_MAX_ZIPF:
+            return word
+        best: tuple[int, int, str] | None = None
+        for candidate, count in self.counts.items():
+            if candidate[0] != lower[0] or abs(len(candidate) - len(lower)) > budget:
+                continue
+            distance = edit_distance(lower, candidate, budget)
+            if distance <= budget and (best is None or (distance, -count) < best[:2]):
+                best = (distance, -count, candidate)
+        if best is None:
+            return word
+        return best[2].capitalize() if word[0].isupper() else best[2]
+
+    def correct(self, text: str) -> str:
+        """``text`` with its misspelled English words replaced (everything else as it was)."""
+        return _ENGLISH_WORD.sub(lambda m: self.correct_word(m.group(0)), text)
+
+
+_ENGLISH_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z]+(?![A-Za-z])")
 
 
 def deletions(word: str) -> set[str]:

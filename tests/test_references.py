@@ -118,6 +118,44 @@ def test_ordinary_text_is_no_reference(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "kind", "ids"),
+    [
+        ("3.2条讲的啥", "clause", ("3.2",)),
+        ("条款3.2在讲什么", "clause", ("3.2",)),
+        ("條款3.2在講什麼", "clause", ("3.2",)),  # traditional
+        ("第3.2条是什么", "clause", ("3.2",)),
+        ("合同第3.2条的具体内容", "clause", ("3.2",)),  # jieba keeps 具体内容 whole
+        ("第3.2条付款时间是怎么规定的", "clause", ("3.2",)),  # with the clause's own title
+        ("what does clause 5.2 say", "clause", ("5.2",)),
+        ("Article 5.1?", "clause", ("5.1",)),
+        ("Can you explain clause 1.3 to me?", "clause", ("1.3",)),
+        ("explain section 5", "section", ("5.1", "5.2")),
+        ("第五條違約責任是怎麼規定的", "section", ("5.1", "5.2")),  # with the section heading
+        ("section 3 payment", "section", ("3.2",)),  # 服务费用's English title words
+    ],
+)
+def test_references_inside_lookup_questions(text: str, kind: str, ids: tuple[str, ...]) -> None:
+    assert parse_reference(text, TOY) == Reference(kind, ids)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3.2条里甲方逾期付款怎么办",  # a clause cited in a question about something else
+        "What does section 3 say about late payment?",
+        "clause 5.1 vs clause 5.2",  # two references: a comparison, for search
+        "第五条和违约金有什么关系",
+        "合同金额3.2万元是什么",  # an amount: no 条 or clause marker
+        "2024年3.2号签的合同条款",  # a date
+        "乙方违约了怎么办",
+        "第9.9条讲的啥",  # no such clause
+    ],
+)
+def test_a_number_inside_an_ordinary_question_is_no_reference(text: str) -> None:
+    assert parse_reference(text, TOY) is None
+
+
+@pytest.mark.parametrize(
     ("text", "value"),
     [("五", 5), ("十", 10), ("十二", 12), ("二十", 20), ("二十三", 23), ("7", 7), ("五五", None)],
 )

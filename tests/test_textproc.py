@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from bot import textproc
-from bot.textproc import cjk_bigrams, deletions, general_idf, normalize, stem, tokens, words
+from bot.textproc import (
+    Speller,
+    cjk_bigrams,
+    deletions,
+    edit_distance,
+    general_idf,
+    normalize,
+    stem,
+    tokens,
+    typo_budget,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -95,9 +106,59 @@ def test_words_are_content_words_only() -> None:
 def test_general_idf_ranks_rare_words_above_common_ones() -> None:
     assert general_idf("社保") > general_idf("公司")
     assert general_idf("违约金") > general_idf("规定")
-    assert general_idf("iphone") == textproc.UNKNOWN_IDF
+    assert general_idf("xqzvbw") == textproc.UNKNOWN_IDF
+    # English by wordfreq on a comparable scale: function words are common, topics rarer.
+    assert general_idf("the") < general_idf("payment") < general_idf("landlord")
+    assert general_idf("paymnet") == textproc.UNKNOWN_IDF  # a typo is no known word
 
 
 def test_deletions_match_a_transposition_typo() -> None:
     assert deletions("paymnet") & deletions("payment")
     assert "payent" in deletions("payment")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [
+        ("payment", "payment", 0),
+        ("paymnet", "payment", 1),  # swapped neighbours count once
+        ("damges", "damages", 1),
+        ("liquidaded", "liquidated", 1),
+        ("confidentialty", "confidentiality", 1),
+        ("recieve", "receive", 1),
+        ("servce", "service", 1),
+        ("abc", "xyz", 3),
+        ("payment", "pa", 3),  # beyond the limit: limit + 1
+    ],
+)
+def test_edit_distance(a: str, b: str, distance: int) -> None:
+    assert edit_distance(a, b, limit=2) == distance
+
+
+SPELLER = Speller.from_texts(
+    [
+        "Liquidated damages are payable on breach.",
+        "The confidentiality of payment terms; renewal at least 30 days before expiry.",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What are liquidaded damges?", "What are liquidated damages?"),
+        ("confidentialty", "confidentiality"),
+        ("Paymnet terms", "Payment terms"),
+        ("renewl 违约金", "renewal 违约金"),  # Chinese left as it is
+        # Real English words stay: another topic is not a typo of this agreement's words.
+        ("renew my lease with the landlord", "renew my lease with the landlord"),
+        ("pay the fee", "pay the fee"),  # short words are never guessed at
+        ("xylophone", "xylophone"),  # nothing near in the vocabulary
+    ],
+)
+def test_speller_corrects_typos_against_the_vocabulary(text: str, expected: str) -> None:
+    assert SPELLER.correct(text) == expected
+
+
+def test_typo_budget_grows_with_length() -> None:
+    assert [typo_budget(w) for w in ("fee", "renew", "payment", "liquidated")] == [0, 1, 1, 2]
