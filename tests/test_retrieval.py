@@ -169,3 +169,22 @@ def test_overlong_message_is_cut_to_the_limit(retriever: Retriever) -> None:
     limit = retriever.settings.max_question_chars
     result = retriever.search("服务费什么时候付" + "。" * (limit * 3))
     assert result.hits and len(result.hits) == 5
+
+
+@pytest.mark.parametrize(
+    ("typo", "spelled"),
+    [
+        ("What are liquidaded damges?", "What are liquidated damages?"),
+        (
+            "How does the confidentialty obligation work?",
+            "How does the confidentiality obligation work?",
+        ),
+        ("When is the paymnet due each quarter?", "When is the payment due each quarter?"),
+    ],
+)
+def test_english_typos_find_what_the_right_spelling_finds(
+    retriever: Retriever, typo: str, spelled: str
+) -> None:
+    got, want = retriever.search(typo), retriever.search(spelled)
+    assert got.hits[0].item_id == want.hits[0].item_id
+    assert not got.abstain
