@@ -20,9 +20,10 @@ from typing import Protocol
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 
 from bot import telegram_texts as _registered  # noqa: F401  (registers the tg_ strings)
+from bot.answer import KnowledgeLike as AnswerKnowledge
 from bot.language import LANGUAGES, detect_language, parse_language
 from bot.texts import t
-from bot.types import Answer, Item, Language, Parameter, Retrieval
+from bot.types import Answer, Item, Language, Retrieval
 
 MAX_MESSAGE = 4096
 MAX_CALLBACK_DATA = 64
@@ -37,14 +38,8 @@ LANGUAGE_NAMES: Mapping[Language, str] = {
 }
 
 
-class KnowledgeLike(Protocol):
-    @property
-    def items(self) -> tuple[Item, ...]: ...
-
-    @property
-    def parameters(self) -> Mapping[str, Parameter]: ...
-
-    def get(self, item_id: str) -> Item | None: ...
+class KnowledgeLike(AnswerKnowledge, Protocol):
+    """What answers read of the knowledge, plus filled-in texts for inline results."""
 
     def fill(self, item_id: str, language: Language = "zh-Hans") -> str: ...
 
