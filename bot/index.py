@@ -560,7 +560,10 @@ def check_match(
         if fingerprint is not None and built_model.get("fingerprint") != fingerprint:
             problems.append(f"the model files in {settings.model_path()} changed since the build")
     if manifest.get("lexical_fingerprint") != lexical_fingerprint():
-        problems.append("its lexical index was made by another version of bot/textproc.py")
+        problems.append(
+            "its lexical index was made by another version of the tokenizer or BM25 code "
+            "(bot/textproc.py, bot/index.py)"
+        )
     built = manifest.get("knowledge", {})
     if built.get("content_hash") != knowledge.content_hash():
         problems.append(
