@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the console chat; DEBUG shows it again.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        for name in ("faiss", "sentence_transformers", "transformers", "jieba", "bm25s"):
+        for name in ("faiss", "sentence_transformers", "transformers", "jieba"):
             logging.getLogger(name).setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)

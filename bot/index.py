@@ -30,6 +30,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import secrets
@@ -172,6 +173,8 @@ class BM25:
     def __post_init__(self) -> None:
         import bm25s
 
+        # bm25s pins its logger at DEBUG when imported; let it follow the application's level.
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
         self._bm25 = bm25s.BM25(method="lucene", k1=self.k1, b=self.b)
         # bm25s cannot index an empty corpus or empty documents; a placeholder token no query
         # can produce keeps row numbers aligned with items.
