@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,16 @@ __all__ = [
 ]
 
 ABSTENTION_FILE = Path(__file__).with_name("abstention.json")
+OFF_TOPICS_FILE = Path(__file__).with_name("off_topics.toml")
+
+
+def load_off_topics(path: Path = OFF_TOPICS_FILE) -> tuple[str, ...]:
+    """The descriptions of topics the agreement does not cover (see the file's header)."""
+    with path.open("rb") as handle:
+        topics = tomllib.load(handle).get("topics", [])
+    if not isinstance(topics, list) or not all(isinstance(t, str) and t.strip() for t in topics):
+        raise ValueError(f'{path}: field "topics" must be a list of non-empty strings')
+    return tuple(topics)
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,8 @@ BREACH_INTENT = re.compile(
 #: English typos corrected first (``textproc.Speller``); bigram_coverage: share of its Chinese
 #: character bigrams found; lexical_top: log(1 + best BM25 score); foreign_max: the general rarity
 #: of the rarest content word found nowhere in the knowledge (0 when there is none);
-#: foreign_sum: log(1 + the summed rarity of all such words).
+#: foreign_sum: log(1 + the summed rarity of all such words); off_topic_margin: the question's
+#: best cosine with a topic the agreement does not cover (bot/off_topics.toml) minus dense_top.
 FEATURES = (
     "dense_top",
     "dense_margin",
@@ -118,6 +130,7 @@ FEATURES = (
     "lexical_top",
     "foreign_max",
     "foreign_sum",
+    "off_topic_margin",
 )
 
 
@@ -248,6 +261,8 @@ class Retriever:
                 *item.aliases,
             )
         )
+        # Encoded once here: a few dozen short texts, well under a second.
+        self._off_topics = self.encode(load_off_topics())
 
     @classmethod
     def load(
@@ -323,6 +338,9 @@ class Retriever:
             lexical = self.index.lexical.scores(tokens)
             fused = self._fuse(dense, lexical, normalized)
             features = self._features(dense, lexical, question_top, tokens)
+            features["off_topic_margin"] = (
+                float((self._off_topics @ vectors[qi]).max()) - features["dense_top"]
+            )
             out.append(Scored(question, dense, lexical, fused, features))
         return out
 

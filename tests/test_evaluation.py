@@ -68,13 +68,13 @@ def test_heldout_floors(heldout_pairs: list[tuple[object, object]]) -> None:
     assert m.top1 >= 0.90, report
     assert m.top3 >= 0.97, report
     assert m.false_abstain <= 0.03, report
-    # Regression guard below the 0.90 target (measured 0.80 on 2026-11-25; see the next test).
+    # Regression guard below the 0.90 target (measured 0.83 on 2026-11-25; see the next test).
     assert m.oos_abstain >= 0.75, report
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="held-out out-of-scope abstention is 0.80, short of the 0.90 target: questions about "
+    reason="held-out out-of-scope abstention is 0.83, short of the 0.90 target: questions about "
     "other contracts that reuse this agreement's words (leases, mortgages, labour contracts) are "
     "still answered. Remove this mark when it passes.",
 )

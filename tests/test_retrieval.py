@@ -5,6 +5,7 @@ The questions here are written for these tests: none is a dev-set question.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -188,3 +189,13 @@ def test_english_typos_find_what_the_right_spelling_finds(
     got, want = retriever.search(typo), retriever.search(spelled)
     assert got.hits[0].item_id == want.hits[0].item_id
     assert not got.abstain
+
+
+def test_off_topics_file_is_checked(tmp_path: Path) -> None:
+    from bot.retrieval import OFF_TOPICS_FILE, load_off_topics
+
+    assert len(load_off_topics(OFF_TOPICS_FILE)) >= 20
+    bad = tmp_path / "off_topics.toml"
+    bad.write_text('topics = ["weather", ""]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="topics"):
+        load_off_topics(bad)
