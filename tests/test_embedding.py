@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,24 +167,17 @@ def make_texts() -> list[tuple[str, str]]:
             "".join(rng.choice("0123456789.,-/:") for _ in range(rng.randrange(1, 40))),
         ]
         out.append(("digits", rng.choice(digits)))
-    for _ in range(25):
-        text = rng.choice(AGREEMENT + ENGLISH)
-        chars = list(text)
-        for _ in range(rng.randrange(1, 6)):
-            chars.insert(rng.randrange(len(chars) + 1), rng.choice(PUNCT))
-        out.append(("punctuation", "".join(chars)))
-    for _ in range(25):
-        text = rng.choice(AGREEMENT + ENGLISH)
-        chars = list(text)
-        for _ in range(rng.randrange(1, 4)):
-            chars.insert(rng.randrange(len(chars) + 1), rng.choice(EMOJI))
-        out.append(("emoji", "".join(chars)))
-    for _ in range(30):
-        text = rng.choice(AGREEMENT + ENGLISH)
-        chars = list(text)
-        for _ in range(rng.randrange(1, 6)):
-            chars.insert(rng.randrange(len(chars) + 1), rng.choice(CONTROLS))
-        out.append(("control", "".join(chars)))
+
+    def sprinkled(pool: Sequence[str], most: int) -> str:
+        """A sample sentence with 1..most-1 characters from ``pool`` inserted at random."""
+        chars = list(rng.choice(AGREEMENT + ENGLISH))
+        for _ in range(rng.randrange(1, most)):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(pool))
+        return "".join(chars)
+
+    out += [("punctuation", sprinkled(PUNCT, 6)) for _ in range(25)]
+    out += [("emoji", sprinkled(EMOJI, 4)) for _ in range(25)]
+    out += [("control", sprinkled(CONTROLS, 6)) for _ in range(30)]
     out.append(("control", "\t leading and trailing whitespace \n"))
     out.append(("control", "\x01\x02\x03"))
     for _ in range(40):
