@@ -17,8 +17,12 @@ Files of one build:
   A row's content key is sha256(model fingerprint, prompt kind, text), so an unchanged text under
   an unchanged model is never embedded twice.
 - ``lexical.json``: the BM25 index: one token list per item (``bot.textproc.tokens``).
+- ``off_topics.npy``: query vectors of ``bot/off_topics.toml`` (topics and example questions the
+  agreement does not cover), the reference points of the abstention signals in
+  ``bot.retrieval``; cached by content key like the rest.
 - ``manifest.json``: format, model (name, path, fingerprint, dimension), knowledge (content hash,
-  per-item hashes), counts, build time, library versions and the sha256 of every other file.
+  per-item hashes), off-topic hash and count, counts, build time, library versions and the sha256
+  of every other file.
 
 Checking an index (``index_status``, ``load_index``) never imports torch, so
 ``scripts/build_index.py --if-stale`` answers in well under a second when nothing changed.
@@ -37,6 +41,7 @@ import secrets
 import shutil
 import sys
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,18 +59,20 @@ if TYPE_CHECKING:
     from bot.knowledge import Knowledge
     from bot.types import Item
 
-FORMAT_VERSION = 1
+#: 2: off_topics.npy added.
+FORMAT_VERSION = 2
 #: Bump when the lexical index format changes. Changes to the tokenizer are caught anyway:
 #: the manifest records ``lexical_fingerprint()``, a hash of the code that makes the tokens.
 LEXICAL_VERSION = 1
 CURRENT = "current"
 BUILD_PREFIX = ".index."
 LOCK_NAME = ".index.lock"
-FILES = ("vectors.faiss", "vectors.json", "embeddings.npy", "lexical.json")
+FILES = ("vectors.faiss", "vectors.json", "embeddings.npy", "lexical.json", "off_topics.npy")
 FIX = "run `make index` (or `contract-bot index build`)"
 #: Below this many texts to embed, no progress bar (it would flash by).
 PROGRESS_MIN = 32
 BATCH = 32
+OFF_TOPICS_FILE = Path(__file__).with_name("off_topics.toml")
 
 #: (field, prompt kind) of the texts embedded per item, in row order.
 PASSAGE_FIELDS = ("text", "text_en")
@@ -106,6 +113,36 @@ def lexical_document(item: Item) -> str:
     parts = [item.section, item.title, item.title_en, item.text, item.text_en]
     parts += list(item.aliases) + list(item.questions)
     return "\n".join(p for p in parts if p)
+
+
+def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
+    """The texts of ``bot/off_topics.toml``: its ``topics`` then its ``examples`` (see its
+    header); ``ValueError`` naming the file, list and entry when one is not a non-empty string."""
+    path = path if path is not None else OFF_TOPICS_FILE
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the off-topic list ({exc})") from exc
+    out: list[str] = []
+    for name in ("topics", "examples"):
+        texts = data.get(name, [])
+        if not isinstance(texts, list):
+            raise ValueError(f'{path}: field "{name}" must be a list of non-empty strings')
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(
+                    f'{path}: field "{name}", entry {i + 1}: expected a non-empty string, '
+                    f"got {text!r}"
+                )
+            out.append(text.strip())
+    if not out:
+        raise ValueError(f'{path}: "topics" and "examples" are both empty')
+    return tuple(out)
+
+
+def off_topics_hash(texts: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def lexical_fingerprint() -> str:
@@ -231,6 +268,8 @@ class BuildReport:
     changed_items: tuple[str, ...]
     seconds: float
     model: str
+    off_topics: int = 0
+    off_topics_embedded: int = 0
 
     def summary(self) -> str:
         if self.embedded == 0:
@@ -244,6 +283,8 @@ class BuildReport:
                 f"re-embedded {self.embedded} text{'s' if self.embedded != 1 else ''} "
                 f"of {n} item{'s' if n != 1 else ''} ({ids}), reused {self.reused}"
             )
+        if self.off_topics_embedded:
+            what += f"; embedded {self.off_topics_embedded} of {self.off_topics} off-topic texts"
         return (
             f"index built in {self.seconds:.1f} s: {self.items} items, {self.vectors} vectors "
             f"({self.model}); {what}. -> {self.path}"
@@ -301,13 +342,20 @@ def _previous_vectors(index_dir: Path, fingerprint: str) -> dict[str, Any]:
         manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("model", {}).get("fingerprint") != fingerprint:
             return {}
-        rows = json.loads((current / "vectors.json").read_text(encoding="utf-8"))["rows"]
+        listing = json.loads((current / "vectors.json").read_text(encoding="utf-8"))
+        rows = listing["rows"]
         vectors = np.load(current / "embeddings.npy", allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError):
         return {}  # unreadable or corrupt: simply embed again
     if len(rows) != len(vectors):
         return {}
-    return {row[2]: vectors[i] for i, row in enumerate(rows)}
+    out = {row[2]: vectors[i] for i, row in enumerate(rows)}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        off_keys = listing.get("off_topics", [])
+        off_vectors = np.load(current / "off_topics.npy", allow_pickle=False)
+        if len(off_keys) == len(off_vectors):
+            out |= {key: off_vectors[i] for i, key in enumerate(off_keys)}
+    return out
 
 
 def _embed(
@@ -374,6 +422,11 @@ def build_index(
         fingerprint = model_fingerprint(model_path)
         previous = {} if force else _previous_vectors(index_dir, fingerprint)
 
+        try:
+            off_topics = load_off_topics()
+        except ValueError as exc:
+            raise IndexBuildError(str(exc)) from exc
+
         rows: list[Row] = []
         wanted: dict[str, tuple[str, str]] = {}  # key -> (prompt kind, text), first occurrence
         for item in knowledge.items:
@@ -381,6 +434,9 @@ def build_index(
                 key = content_key(fingerprint, prompt, text)
                 rows.append(Row(item.id, field_name, key))
                 wanted.setdefault(key, (prompt, text))
+        off_keys = [content_key(fingerprint, "query", text) for text in off_topics]
+        for key, text in zip(off_keys, off_topics, strict=True):
+            wanted.setdefault(key, ("query", text))
         todo = [key for key in wanted if key not in previous]
         todo_set = set(todo)
         changed = tuple(dict.fromkeys(r.item_id for r in rows if r.key in todo_set))
@@ -403,7 +459,14 @@ def build_index(
             fresh = dict(zip(todo, vectors, strict=True))
         try:
             target = _write_build(
-                index_dir, settings, knowledge, rows, previous | fresh, fingerprint, started
+                index_dir,
+                settings,
+                knowledge,
+                rows,
+                (off_topics, off_keys),
+                previous | fresh,
+                fingerprint,
+                started,
             )
         except OSError as exc:
             raise IndexBuildError(f"cannot write the index into {index_dir}: {exc}") from exc
@@ -418,6 +481,8 @@ def build_index(
             changed_items=changed,
             seconds=time.perf_counter() - started,
             model=settings.embedding_model,
+            off_topics=len(off_keys),
+            off_topics_embedded=sum(1 for key in off_keys if key in fresh),
         )
 
 
@@ -426,6 +491,7 @@ def _write_build(
     settings: Settings,
     knowledge: Knowledge,
     rows: list[Row],
+    off_topics: tuple[Sequence[str], Sequence[str]],
     vectors_by_key: Mapping[str, Any],
     fingerprint: str,
     started: float,
@@ -447,7 +513,13 @@ def _write_build(
         faiss_index.add(matrix)
         faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
         np.save(tmp / "embeddings.npy", matrix, allow_pickle=False)
-        _write_json(tmp / "vectors.json", {"rows": [[r.item_id, r.field, r.key] for r in rows]})
+        off_texts, off_keys = off_topics
+        off_matrix = np.stack([vectors_by_key[key] for key in off_keys]).astype(np.float32)
+        np.save(tmp / "off_topics.npy", off_matrix, allow_pickle=False)
+        _write_json(
+            tmp / "vectors.json",
+            {"rows": [[r.item_id, r.field, r.key] for r in rows], "off_topics": list(off_keys)},
+        )
         _write_json(tmp / "lexical.json", BM25.build(knowledge.items).to_json())
         fields = Counter(r.field for r in rows)
         manifest = {
@@ -465,6 +537,7 @@ def _write_build(
                 "content_hash": knowledge.content_hash(),
                 "items": {item.id: item_hash(item) for item in knowledge.items},
             },
+            "off_topics": {"hash": off_topics_hash(off_texts), "count": len(off_texts)},
             "item_count": len(knowledge.items),
             "vector_count": len(rows),
             "fields": dict(sorted(fields.items())),
@@ -567,6 +640,11 @@ def check_match(
             "its lexical index was made by another version of the tokenizer or BM25 code "
             "(bot/textproc.py, bot/index.py)"
         )
+    try:
+        if manifest.get("off_topics", {}).get("hash") != off_topics_hash(load_off_topics()):
+            problems.append(f"the off-topic list {OFF_TOPICS_FILE} changed since the build")
+    except ValueError as exc:
+        problems.append(str(exc))
     built = manifest.get("knowledge", {})
     if built.get("content_hash") != knowledge.content_hash():
         problems.append(
@@ -622,6 +700,7 @@ class LoadedIndex:
     row_item: Any  # np.ndarray[int]: index into item_ids per row
     item_ids: tuple[str, ...]
     lexical: BM25
+    off_topics: Any  # np.ndarray[float32], one query vector per text of bot/off_topics.toml
 
     @property
     def dimension(self) -> int:
@@ -648,6 +727,7 @@ def load_index(
         faiss_index = faiss.read_index(str(current / "vectors.faiss"))
         raw_rows = json.loads((current / "vectors.json").read_text(encoding="utf-8"))["rows"]
         lexical = BM25.from_json(json.loads((current / "lexical.json").read_text("utf-8")))
+        off_topics = np.load(current / "off_topics.npy", allow_pickle=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexMismatchError(f"cannot read the index in {current} ({exc}): {FIX}.") from exc
     rows = tuple(Row(*r) for r in raw_rows)
@@ -657,6 +737,8 @@ def load_index(
         raise IndexMismatchError(f"the index in {current} is inconsistent: {FIX}.")
     if lexical.item_ids != item_ids:
         raise IndexMismatchError(f"the lexical index in {current} is out of date: {FIX}.")
+    if off_topics.ndim != 2 or off_topics.shape[1] != faiss_index.d:
+        raise IndexMismatchError(f"the off-topic vectors in {current} are inconsistent: {FIX}.")
     return LoadedIndex(
         path=current,
         manifest=manifest,
@@ -665,4 +747,5 @@ def load_index(
         row_item=np.array([position[r.item_id] for r in rows], dtype=np.int64),
         item_ids=item_ids,
         lexical=lexical,
+        off_topics=off_topics,
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,19 +47,12 @@ __all__ = [
     "Scored",
     "fuse_rrf",
     "fuse_weighted",
+    "off_topic_features",
 ]
 
 ABSTENTION_FILE = Path(__file__).with_name("abstention.json")
-OFF_TOPICS_FILE = Path(__file__).with_name("off_topics.toml")
-
-
-def load_off_topics(path: Path = OFF_TOPICS_FILE) -> tuple[str, ...]:
-    """The descriptions of topics the agreement does not cover (see the file's header)."""
-    with path.open("rb") as handle:
-        topics = tomllib.load(handle).get("topics", [])
-    if not isinstance(topics, list) or not all(isinstance(t, str) and t.strip() for t in topics):
-        raise ValueError(f'{path}: field "topics" must be a list of non-empty strings')
-    return tuple(topics)
+#: How many nearest neighbours ``off_topic_share`` looks at.
+NEIGHBOURS = 10
 
 
 @dataclass(frozen=True)
@@ -119,7 +111,9 @@ BREACH_INTENT = re.compile(
 #: character bigrams found; lexical_top: log(1 + best BM25 score); foreign_max: the general rarity
 #: of the rarest content word found nowhere in the knowledge (0 when there is none);
 #: foreign_sum: log(1 + the summed rarity of all such words); off_topic_margin: the question's
-#: best cosine with a topic the agreement does not cover (bot/off_topics.toml) minus dense_top.
+#: best cosine with a text about something the agreement does not cover (bot/off_topics.toml,
+#: embedded in the index) minus dense_top; off_topic_share: the share of such texts among the
+#: question's NEIGHBOURS nearest vectors (the agreement's and the off-topic ones together).
 FEATURES = (
     "dense_top",
     "dense_margin",
@@ -131,6 +125,7 @@ FEATURES = (
     "foreign_max",
     "foreign_sum",
     "off_topic_margin",
+    "off_topic_share",
 )
 
 
@@ -152,6 +147,28 @@ def fuse_weighted(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.n
     import numpy as np
 
     return dense.astype(np.float64) + weight * lexical.astype(np.float64)
+
+
+def off_topic_features(
+    off_sims: np.ndarray, row_sims: np.ndarray, dense_top: float, k: int = NEIGHBOURS
+) -> dict[str, float]:
+    """How close a question is to what the agreement does not cover, from its cosines with the
+    off-topic texts (``off_sims``) and with the index rows (``row_sims``, any order)."""
+    import numpy as np
+
+    if not len(off_sims):
+        return {"off_topic_margin": -1.0, "off_topic_share": 0.0}
+    nearest_off = np.sort(off_sims)[::-1][:k]
+    nearest_rows = np.sort(row_sims)[::-1][:k]
+    pooled = np.concatenate([nearest_off, nearest_rows])
+    is_off = np.arange(len(pooled)) < len(nearest_off)
+    # Ties go to the agreement's texts: the stable sort on the reversed pool keeps rows first.
+    order = np.argsort(-pooled[::-1], kind="stable")[:k]
+    top = len(pooled) - 1 - order
+    return {
+        "off_topic_margin": float(nearest_off[0]) - dense_top,
+        "off_topic_share": float(is_off[top].mean()),
+    }
 
 
 @dataclass(frozen=True)
@@ -261,8 +278,6 @@ class Retriever:
                 *item.aliases,
             )
         )
-        # Encoded once here: a few dozen short texts, well under a second.
-        self._off_topics = self.encode(load_off_topics())
 
     @classmethod
     def load(
@@ -338,9 +353,8 @@ class Retriever:
             lexical = self.index.lexical.scores(tokens)
             fused = self._fuse(dense, lexical, normalized)
             features = self._features(dense, lexical, question_top, tokens)
-            features["off_topic_margin"] = (
-                float((self._off_topics @ vectors[qi]).max()) - features["dense_top"]
-            )
+            off = self.index.off_topics @ vectors[qi]
+            features.update(off_topic_features(off, s, features["dense_top"]))
             out.append(Scored(question, dense, lexical, fused, features))
         return out
 

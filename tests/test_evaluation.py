@@ -56,6 +56,24 @@ def test_evaluation_questions_are_not_knowledge_questions(knowledge: Knowledge) 
     assert not shared, f"held-out questions also in the dev set: {shared}"
 
 
+def test_off_topic_examples_hold_no_evaluation_question(retriever: Retriever) -> None:
+    """bot/off_topics.toml is what abstention compares questions with: a near-copy of an
+    evaluation question there would make the out-of-scope figures a lookup."""
+    import numpy as np
+
+    from bot.index import load_off_topics
+
+    off_topics = load_off_topics()
+    assert len(off_topics) == len(retriever.index.off_topics)
+    texts = [q.text for q in QUESTIONS]
+    same = set(map(_normalized, off_topics)) & set(map(_normalized, texts))
+    assert not same, f"evaluation questions in bot/off_topics.toml: {same}"
+    cosine = retriever.index.off_topics @ retriever.encode(texts).T
+    close = np.argwhere(cosine >= 0.95)
+    pairs = [(off_topics[i], texts[j]) for i, j in close]
+    assert not pairs, f"near-copies of evaluation questions in bot/off_topics.toml: {pairs}"
+
+
 @pytest.fixture(scope="module")
 def heldout_pairs(retriever: Retriever) -> list[tuple[object, object]]:
     heldout = [q for q in QUESTIONS if q.split == "heldout"]
@@ -68,19 +86,7 @@ def test_heldout_floors(heldout_pairs: list[tuple[object, object]]) -> None:
     assert m.top1 >= 0.90, report
     assert m.top3 >= 0.97, report
     assert m.false_abstain <= 0.03, report
-    # Regression guard below the 0.90 target (measured 0.83 on 2026-11-25; see the next test).
-    assert m.oos_abstain >= 0.75, report
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="held-out out-of-scope abstention is 0.83, short of the 0.90 target: questions about "
-    "other contracts that reuse this agreement's words (leases, mortgages, labour contracts) are "
-    "still answered. Remove this mark when it passes.",
-)
-def test_heldout_out_of_scope_abstention_target(heldout_pairs: list[tuple[object, object]]) -> None:
-    m = evaluate.metrics(heldout_pairs)
-    assert m.oos_abstain >= 0.90, evaluate.report(heldout_pairs)
+    assert m.oos_abstain >= 0.90, report
 
 
 def test_metrics_on_hand_made_results() -> None:
@@ -105,8 +111,10 @@ def test_metrics_on_hand_made_results() -> None:
 
 
 def test_threshold_prefers_answering_over_refusing() -> None:
-    # One in-scope question scores below two out-of-scope ones: refusing it costs 3, letting
-    # the two out-of-scope questions through costs 2, so the threshold goes below it.
-    threshold = evaluate.choose_threshold([0.2, 0.8, 0.9], [0.05, 0.3, 0.35])
+    # One in-scope question scores below an out-of-scope one: refusing it costs
+    # FALSE_ABSTAIN_COST (2), letting the out-of-scope one through costs 1, so the threshold
+    # goes below it.
+    assert evaluate.FALSE_ABSTAIN_COST > 1
+    threshold = evaluate.choose_threshold([0.2, 0.8, 0.9], [0.05, 0.3])
     assert 0.05 < threshold < 0.2
     assert 0.35 < evaluate.choose_threshold([0.6, 0.8], [0.1, 0.3, 0.35]) < 0.6

@@ -27,6 +27,7 @@ from bot.index import (
     current_dir,
     index_status,
     item_texts,
+    load_off_topics,
 )
 from bot.settings import ROOT, Settings
 from tests.conftest import seed_index
@@ -111,6 +112,46 @@ def test_editing_one_item_reembeds_only_its_texts(
 
     again = build_index(private, model=model, progress=False)
     assert again.embedded == 0 and "reused all" in again.summary()
+
+
+def test_editing_the_off_topic_list_marks_the_index_stale_and_embeds_only_the_new_text(
+    private: Settings, model: SentenceTransformer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.index
+
+    edited = tmp_path / "off_topics.toml"
+    text = bot.index.OFF_TOPICS_FILE.read_text(encoding="utf-8")
+    edited.write_text(text.replace("examples = [\n", 'examples = [\n  "股票怎么开户",\n', 1))
+    monkeypatch.setattr(bot.index, "OFF_TOPICS_FILE", edited)
+
+    ok, message = index_status(private)
+    assert not ok and "off_topics.toml" in message and "make index" in message
+    report = build_index(private, model=model, progress=False)
+    assert report.embedded == 0 and report.off_topics_embedded == 1
+    assert "embedded 1 of" in report.summary()
+    assert index_status(private)[0]
+    current = current_dir(private.index_dir)
+    assert current is not None
+    manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["off_topics"]["count"] == len(load_off_topics(edited)) == report.off_topics
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('topics = ["weather"]\nexamples = ["hi", ""]\n', 'field "examples", entry 2'),
+        ('topics = "weather"\n', 'field "topics" must be a list'),
+        ("topics = [\n", "cannot read"),
+        ("examples = []\n", "both empty"),
+    ],
+)
+def test_a_broken_off_topic_list_is_named(tmp_path: Path, content: str, expected: str) -> None:
+    assert len(load_off_topics()) >= 300  # the shipped one is fine
+    bad = tmp_path / "off_topics.toml"
+    bad.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"off_topics\.toml") as excinfo:
+        load_off_topics(bad)
+    assert expected in str(excinfo.value)
 
 
 def test_builds_swap_atomically_and_keep_the_readme(

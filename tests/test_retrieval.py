@@ -5,13 +5,12 @@ The questions here are written for these tests: none is a dev-set question.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-from bot.retrieval import Abstention, fuse_rrf, fuse_weighted
+from bot.retrieval import Abstention, fuse_rrf, fuse_weighted, off_topic_features
 
 if TYPE_CHECKING:
     from bot.retrieval import Retriever
@@ -191,11 +190,15 @@ def test_english_typos_find_what_the_right_spelling_finds(
     assert not got.abstain
 
 
-def test_off_topics_file_is_checked(tmp_path: Path) -> None:
-    from bot.retrieval import OFF_TOPICS_FILE, load_off_topics
-
-    assert len(load_off_topics(OFF_TOPICS_FILE)) >= 20
-    bad = tmp_path / "off_topics.toml"
-    bad.write_text('topics = ["weather", ""]\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="topics"):
-        load_off_topics(bad)
+def test_off_topic_features_on_hand_made_cosines() -> None:
+    rows = np.array([0.80, 0.90, 0.70, 0.85])
+    # Two off-topic texts closer than every row: among the 3 nearest, 2 are off-topic.
+    far_off = off_topic_features(np.array([0.95, 0.92, 0.10]), rows, dense_top=0.90, k=3)
+    assert far_off == pytest.approx({"off_topic_margin": 0.05, "off_topic_share": 2 / 3})
+    # Nothing off-topic is near: the margin is negative and no neighbour is off-topic.
+    near = off_topic_features(np.array([0.50, 0.40]), rows, dense_top=0.90, k=3)
+    assert near == pytest.approx({"off_topic_margin": -0.40, "off_topic_share": 0.0})
+    # A tie goes to the agreement's own text.
+    tie = off_topic_features(np.array([0.90]), rows, dense_top=0.90, k=1)
+    assert tie["off_topic_share"] == 0.0
+    assert off_topic_features(np.array([]), rows, 0.9)["off_topic_share"] == 0.0
