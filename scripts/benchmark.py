@@ -143,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         seconds, report = timed(
             lambda: build_index(settings, force=True, progress=False, model=model)
         )
-        rows.append(("full build", f"{seconds:.1f} s ({report.embedded} texts embedded)"))
+        rows.append(
+            (
+                "full build",
+                f"{seconds:.1f} s ({report.embedded} item texts and "
+                f"{report.off_topics_embedded} off-topic texts embedded)",
+            )
+        )
         seconds, report = timed(lambda: build_index(settings, progress=False))
         rows.append(("rebuild, nothing changed", f"{seconds:.2f} s (model not needed)"))
         edit_one_item(knowledge_dir, 1)
