@@ -172,21 +172,24 @@ def test_builds_swap_atomically_and_keep_the_readme(
     assert not [p for p in private.index_dir.iterdir() if ".index.tmp" in p.name]
 
 
-def test_corrupt_file_is_refused_with_the_fix(private: Settings, knowledge: Knowledge) -> None:
+@pytest.mark.parametrize("name", FILES)
+def test_corrupt_file_is_refused_with_the_fix(
+    private: Settings, knowledge: Knowledge, name: str
+) -> None:
     from bot.retrieval import Retriever
 
     current = current_dir(private.index_dir)
     assert current is not None
-    target = current / "vectors.faiss"
+    target = current / name
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
 
     ok, message = index_status(private)
-    assert not ok and "vectors.faiss is corrupt" in message
+    assert not ok and f"{name} is corrupt" in message
     with pytest.raises(IndexMismatchError) as excinfo:
         Retriever.load(private, knowledge=knowledge)
-    assert "vectors.faiss is corrupt" in str(excinfo.value)
+    assert f"{name} is corrupt" in str(excinfo.value)
     assert "make index" in str(excinfo.value)
 
 
