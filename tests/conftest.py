@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +45,26 @@ def seed_index(target_dir: Path, source_dir: Path) -> None:
         shutil.rmtree(seed, ignore_errors=True)  # a concurrent rebuild pruned it: build afresh
         return
     os.symlink(seed.name, target_dir / CURRENT)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str = "", timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bot <args>`` in a child process, from the repository root, with the
+    current environment plus ``env``; output captured as UTF-8 text."""
+    defaults = {"PYTHONIOENCODING": "utf-8", "BOT_LOG_LEVEL": "WARNING"}
+    full_env = {**os.environ, **defaults, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def load_script(name: str) -> ModuleType:

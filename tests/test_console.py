@@ -6,14 +6,12 @@ Each subprocess loads the model and the index (a few seconds), so there are only
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from bot.settings import ROOT, Settings
+from bot.settings import Settings
+from tests.conftest import run_cli
 
 KEYS = ["question", "language", "abstained", "confidence", "citations", "answer"]
 
@@ -22,26 +20,6 @@ KEYS = ["question", "language", "abstained", "confidence", "citations", "answer"
 def index_env(settings: Settings, built_index: object) -> dict[str, str]:
     """The session's private index (conftest builds it once), for the subprocesses."""
     return {"BOT_INDEX_DIR": str(settings.index_dir)}
-
-
-def _run(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "PYTHONIOENCODING": "utf-8",
-        "BOT_LOG_LEVEL": "WARNING",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=ROOT,
-        env=full_env,
-        timeout=180,
-        check=False,
-    )
 
 
 def _check_shape(obj: dict[str, object]) -> None:
@@ -57,7 +35,7 @@ def _check_shape(obj: dict[str, object]) -> None:
 
 
 def test_ask_json_one_question(index_env: dict[str, str]) -> None:
-    proc = _run("ask", "--json", "甲方什么时候付款？", env=index_env)
+    proc = run_cli("ask", "--json", "甲方什么时候付款？", env=index_env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -74,7 +52,7 @@ def test_ask_json_one_question(index_env: dict[str, str]) -> None:
 def test_ask_json_reads_one_question_per_line(index_env: dict[str, str]) -> None:
     stdin = "合同有效期多久？\n\n違約金是什麼？\nHow do I complain?\n"
     # An operator-filled blank (BOT_PARAMETERS) shows in the answer instead of the blank.
-    proc = _run(
+    proc = run_cli(
         "ask",
         "--json",
         "-",
@@ -95,7 +73,7 @@ def test_ask_json_reads_one_question_per_line(index_env: dict[str, str]) -> None
 
 def test_run_without_token_is_the_console_chat(index_env: dict[str, str]) -> None:
     # What `echo "合同有效期多久？" | make run` does when no token is set.
-    proc = _run("run", stdin="合同有效期多久？\n", env={**index_env, "BOT_TELEGRAM_TOKEN": ""})
+    proc = run_cli("run", stdin="合同有效期多久？\n", env={**index_env, "BOT_TELEGRAM_TOKEN": ""})
     assert proc.returncode == 0, proc.stderr
     assert "【第2.1条】本协议的有效期为__________年" in proc.stdout
     assert "本模板此处留空" in proc.stdout

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from bot.knowledge import (
     unfilled,
 )
 from bot.types import KINDS, RELATIONS, Parameter
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = REPO / "knowledge"
@@ -51,16 +50,7 @@ def knowledge() -> Knowledge:
 
 
 def _cli(*args: str, knowledge_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BOT_KNOWLEDGE_DIR": str(knowledge_dir), "BOT_LOG_LEVEL": "WARNING"}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "knowledge", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli("knowledge", *args, env={"BOT_KNOWLEDGE_DIR": str(knowledge_dir)}, timeout=60)
 
 
 # ---- the real knowledge -----------------------------------------------------------------------
