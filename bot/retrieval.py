@@ -338,6 +338,7 @@ class Retriever:
         if n_rows <= 4096:
             depth = n_rows
         sims, rows = self.index.faiss.search(vectors, depth)
+        off_sims = vectors @ self.index.off_topics.T
         out = []
         for qi, question in enumerate(questions):
             valid = rows[qi] >= 0
@@ -353,8 +354,7 @@ class Retriever:
             lexical = self.index.lexical.scores(tokens)
             fused = self._fuse(dense, lexical, normalized)
             features = self._features(dense, lexical, question_top, tokens)
-            off = self.index.off_topics @ vectors[qi]
-            features.update(off_topic_features(off, s, features["dense_top"]))
+            features.update(off_topic_features(off_sims[qi], s, features["dense_top"]))
             out.append(Scored(question, dense, lexical, fused, features))
         return out
 
