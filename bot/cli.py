@@ -20,7 +20,7 @@ from bot.settings import Settings
 
 
 def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.knowledge.loader import KnowledgeError, load_knowledge
 
     try:
         knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
@@ -36,7 +36,7 @@ def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.index import IndexBuildError, build_index, index_status
+    from bot.search.index import IndexBuildError, build_index, index_status
 
     if args.action == "status" or (args.if_stale and not args.force):
         started = time.perf_counter()
@@ -58,7 +58,7 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.embedding import ModelFetchError, fetch_model
+    from bot.model.embedding import ModelFetchError, fetch_model
 
     try:
         path = fetch_model(settings, force=args.force)
@@ -82,7 +82,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.telegram_app import run
+    from bot.telegram.app import run
 
     return run(settings)
 

@@ -11,13 +11,13 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from bot.answer import answer
-from bot.render import to_json, to_text
+from bot.answers.compose import answer
+from bot.answers.render import to_json, to_text
 from bot.settings import Settings
 from bot.types import Language
 
 if TYPE_CHECKING:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
 #: Typed in the chat to leave it (besides end of input and Ctrl-C).
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "退出", "再见", "bye"})
@@ -33,9 +33,9 @@ def _utf8(stream: TextIO) -> None:
 
 def _load(settings: Settings) -> Retriever | None:
     """The retriever, or None after printing why it cannot be loaded (and the fix) to stderr."""
-    from bot.embedding import ModelFetchError
-    from bot.knowledge import KnowledgeError
-    from bot.retrieval import IndexMismatchError, Retriever
+    from bot.knowledge.loader import KnowledgeError
+    from bot.model.embedding import ModelFetchError
+    from bot.search.retrieval import IndexMismatchError, Retriever
 
     try:
         return Retriever.load(settings)

@@ -4,8 +4,8 @@ Prints a short table. Everything is built into temporary folders; index/ is neve
 
 - build: model load, full build (every text embedded), rebuild with nothing changed, rebuild
   after editing one item, and the ``--if-stale`` check of a fresh process;
-- latency: p50/p95 of ``Retriever.search`` and of ``bot.answer.answer`` (when present) over the
-  dev-set questions, one at a time;
+- latency: p50/p95 of ``Retriever.search`` and of ``bot.answers.compose.answer`` (when
+  present) over the dev-set questions, one at a time;
 - memory: resident set size of this process after loading;
 - scaling: synthetic knowledge bases of N items made from the real ones (each synthetic item's
   text joins two real clauses and is unique; its translation, titles and questions are copied
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bot.settings import Settings  # noqa: E402
 
 if TYPE_CHECKING:
-    from bot.knowledge import Knowledge
+    from bot.knowledge.loader import Knowledge
     from bot.types import Item
 
 
@@ -78,7 +78,7 @@ def latency(fn: Callable[[str], Any], questions: Sequence[str]) -> tuple[float, 
 
 def synthetic_knowledge(real: Knowledge, size: int, seed: int = 7) -> Knowledge:
     """``size`` items made from the real ones; each has a unique text (two real texts joined)."""
-    from bot.knowledge import Knowledge
+    from bot.knowledge.loader import Knowledge
 
     rng = random.Random(seed)
     items: list[Item] = []
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
-    from bot.index import build_index, load_index
-    from bot.knowledge import load_knowledge
+    from bot.knowledge.loader import load_knowledge
+    from bot.search.index import build_index, load_index
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from evaluate import load_devset
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         knowledge = load_knowledge(knowledge_dir)
         rows.append(("machine", f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"))
 
-        from bot.embedding import load_model
+        from bot.model.embedding import load_model
 
         seconds, model = timed(lambda: load_model(settings))
         rows.append(("model load", f"{seconds:.1f} s"))
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, _ = timed(lambda: subprocess.run(stale_check, env=env, capture_output=True))
         rows.append(("--if-stale, up to date", f"{seconds:.2f} s (fresh process, no torch)"))
 
-        from bot.retrieval import Retriever
+        from bot.search.retrieval import Retriever
 
         knowledge = load_knowledge(knowledge_dir)
         retriever = Retriever.load(settings, knowledge=knowledge, model=model)
@@ -182,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         p50, p95 = latency(retriever.search, questions)
         rows.append(("search latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
         try:
-            from bot.answer import answer
+            from bot.answers.compose import answer
         except ImportError:
-            rows.append(("answer latency", "skipped (bot.answer not present)"))
+            rows.append(("answer latency", "skipped (bot.answers.compose not present)"))
         else:
 
             def whole_answer(question: str) -> Any:

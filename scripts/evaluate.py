@@ -5,7 +5,7 @@ per language, then lists the misses (question, gold, got, confidence).
 
     scripts/evaluate.py [--split dev|heldout|all]   evaluate (default: all, reported per split)
     scripts/evaluate.py --fit                        refit the abstention model on the dev split
-                                                     and write bot/abstention.json
+                                                     and write bot/search/abstention.json
     scripts/evaluate.py --compare                    compare fusion methods on the dev split
 
 Only the dev split is ever used for fitting or choosing; held-out is for the floors in
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.retrieval import (  # noqa: E402
+from bot.search.retrieval import (  # noqa: E402
     ABSTENTION_FILE,
     FEATURES,
     FUSION,
@@ -162,7 +162,7 @@ def report(
     leave out dev questions identical to one of them after normalization: those are found by
     their own vector, so the novel rows are the fairer estimate for unseen wording.
     """
-    from bot.textproc import normalize
+    from bot.search.textproc import normalize
 
     lines = [HEADER]
     groups: list[tuple[str, list[tuple[DevQuestion, Retrieval]]]] = [("all", list(pairs))]
@@ -241,7 +241,7 @@ def fit_logistic(
 #: knowledge never uses (foreign_max, foreign_sum) catches questions about other contracts that
 #: reuse the agreement's words (400 dev questions: OOS abstention 0.913 -> 0.920, false
 #: abstention 0.010 -> 0.009 in cross-validation).
-#: off_topic_margin (closeness to a topic the agreement does not cover, bot/off_topics.toml):
+#: off_topic_margin (closeness to a topic the agreement does not cover, bot/search/off_topics.toml):
 #: 0.933 / 0.009 -> 0.942 / 0.008 (cost 2). With the off-topic example questions added to that
 #: file (339, written without seeing the evaluation sets) and off_topic_share (how many of the
 #: 10 nearest vectors are off-topic ones): 0.942 / 0.006 -> 0.965 / 0.004. Also tried, no
@@ -280,7 +280,7 @@ def choose_threshold(p_in: Sequence[float], p_oos: Sequence[float]) -> float:
 
 def _usable(retriever: Retriever, questions: Sequence[DevQuestion]) -> list[DevQuestion]:
     """Questions that go through search (explicit references never abstain)."""
-    from bot.references import parse_reference
+    from bot.search.references import parse_reference
 
     return [q for q in questions if parse_reference(q.text, retriever.knowledge) is None]
 
@@ -367,7 +367,7 @@ def compare_fusions(retriever: Retriever, questions: Sequence[DevQuestion]) -> l
     questions that are not explicit references."""
     import numpy as np
 
-    from bot.references import parse_reference
+    from bot.search.references import parse_reference
 
     usable = [
         q for q in questions if q.in_scope and parse_reference(q.text, retriever.knowledge) is None
@@ -473,9 +473,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
-    from bot.embedding import load_model
-    from bot.knowledge import load_knowledge
-    from bot.retrieval import load_index
+    from bot.knowledge.loader import load_knowledge
+    from bot.model.embedding import load_model
+    from bot.search.retrieval import load_index
 
     knowledge = load_knowledge(settings.knowledge_dir)
     index = load_index(settings, knowledge, settings.embedding_model)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.embedding import ModelFetchError, fetch_model
+from bot.model.embedding import ModelFetchError, fetch_model
 from bot.settings import Settings
 
 

@@ -3,7 +3,7 @@
 ``settings`` points at the repository's knowledge and model but at a private index folder (and
 storage file) under pytest's temporary directory, so tests never touch ``index/`` or ``data/``.
 The index is built there once per session; when the repository already has a built index its
-vectors are reused (content-keyed, see ``bot.index``), so this takes a second or two.
+vectors are reused (content-keyed, see ``bot.search.index``), so this takes a second or two.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from bot.settings import ROOT, Settings
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from bot.index import BuildReport
-    from bot.knowledge import Knowledge
-    from bot.retrieval import Retriever
+    from bot.knowledge.loader import Knowledge
+    from bot.search.index import BuildReport
+    from bot.search.retrieval import Retriever
 
 
 def seed_index(target_dir: Path, source_dir: Path) -> None:
     """Copy the build ``source_dir/current`` points to into ``target_dir`` (as its current
     build), so that a build there reuses its vectors. Does nothing when there is none."""
-    from bot.index import CURRENT, current_dir
+    from bot.search.index import CURRENT, current_dir
 
     source = current_dir(source_dir)
     if source is None:
@@ -93,14 +93,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def knowledge(settings: Settings) -> Knowledge:
-    from bot.knowledge import load_knowledge
+    from bot.knowledge.loader import load_knowledge
 
     return load_knowledge(settings.knowledge_dir)
 
 
 @pytest.fixture(scope="session")
 def model(settings: Settings) -> SentenceTransformer:
-    from bot.embedding import load_model
+    from bot.model.embedding import load_model
 
     return load_model(settings)
 
@@ -110,7 +110,7 @@ def built_index(
     settings: Settings, knowledge: Knowledge, model: SentenceTransformer
 ) -> BuildReport:
     """The session's index in ``settings.index_dir``, built once from the real knowledge."""
-    from bot.index import build_index
+    from bot.search.index import build_index
 
     seed_index(settings.index_dir, Settings(_env_file=None).index_dir)
     return build_index(settings, knowledge=knowledge, model=model, progress=False)
@@ -120,6 +120,6 @@ def built_index(
 def retriever(
     settings: Settings, knowledge: Knowledge, model: SentenceTransformer, built_index: BuildReport
 ) -> Retriever:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
     return Retriever.load(settings, knowledge=knowledge, model=model)

@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import load_script
 
 if TYPE_CHECKING:
-    from bot.knowledge import Knowledge
-    from bot.retrieval import Retriever
+    from bot.knowledge.loader import Knowledge
+    from bot.search.retrieval import Retriever
 
 evaluate = load_script("evaluate")
 QUESTIONS = evaluate.load_devset()
@@ -57,21 +57,21 @@ def test_evaluation_questions_are_not_knowledge_questions(knowledge: Knowledge) 
 
 
 def test_off_topic_examples_hold_no_evaluation_question(retriever: Retriever) -> None:
-    """bot/off_topics.toml is what abstention compares questions with: a near-copy of an
+    """bot/search/off_topics.toml is what abstention compares questions with: a near-copy of an
     evaluation question there would make the out-of-scope figures a lookup."""
     import numpy as np
 
-    from bot.index import load_off_topics
+    from bot.search.index import load_off_topics
 
     off_topics = load_off_topics()
     assert len(off_topics) == len(retriever.index.off_topics)
     texts = [q.text for q in QUESTIONS]
     same = set(map(_normalized, off_topics)) & set(map(_normalized, texts))
-    assert not same, f"evaluation questions in bot/off_topics.toml: {same}"
+    assert not same, f"evaluation questions in bot/search/off_topics.toml: {same}"
     cosine = retriever.index.off_topics @ retriever.encode(texts).T
     close = np.argwhere(cosine >= 0.95)
     pairs = [(off_topics[i], texts[j]) for i, j in close]
-    assert not pairs, f"near-copies of evaluation questions in bot/off_topics.toml: {pairs}"
+    assert not pairs, f"near-copies of evaluation questions in bot/search/off_topics.toml: {pairs}"
 
 
 @pytest.fixture(scope="module")

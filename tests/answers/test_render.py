@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from bot.render import to_html, to_json, to_text
+from bot.answers.render import to_html, to_json, to_text
 from bot.types import Answer, Citation, Part
 
 HOSTILE = '<script>alert("x")</script> & <b>'
@@ -108,7 +108,7 @@ def test_english_translation_is_marked_unofficial() -> None:
 
 
 def test_every_fixed_string_exists_in_both_languages() -> None:
-    from bot import texts
+    from bot.answers import texts
 
     assert set(texts.ZH_HANS) == set(texts.EN)
     # zh-Hant is derived: a converted string has no simplified-only characters left.

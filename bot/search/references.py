@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.textproc import normalize, stem, words
+from bot.search.textproc import normalize, stem, words
 from bot.types import Item
 
 ReferenceKind = Literal["clause", "section", "term", "item"]
 
 
 class HasItems(Protocol):
-    """What this module needs of ``bot.knowledge.Knowledge``."""
+    """What this module needs of ``bot.knowledge.loader.Knowledge``."""
 
     @property
     def items(self) -> tuple[Item, ...]: ...
@@ -200,7 +200,7 @@ def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
 
 #: Words that may surround an embedded clause or section number in a lookup ("条款4.2在讲什么",
 #: "第3.3条的内容是什么", "explain section 5"): they ask to see it, not about something else.
-#: (Question and function words are already stopwords in ``bot.textproc.words``.)
+#: (Question and function words are already stopwords in ``bot.search.textproc.words``.)
 _LOOKUP_TEXT = """规定 规定了 内容 条款 条文 原文 全文 约定 写 写了 说了 讲了 在讲
     意思 解释 具体 看看 看
     查 查看 查查 显示 告诉 告诉我 介绍 说明 主要 关于 部分 条 款 项 章 节 讲述 讲的 说的 写的

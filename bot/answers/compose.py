@@ -2,7 +2,7 @@
 
 ``answer()`` is pure apart from ``retriever.search``. There is no generative model: every
 paragraph is agreement text (``Item.text``), its unofficial English translation (``text_en``,
-always with the note that the Chinese text governs), or a fixed template from ``bot.texts``.
+always with the note that the Chinese text governs), or a fixed template from ``bot.answers.texts``.
 
 Intents, tried in this order: empty → help; table of contents; complaint guide; clause lookup
 by number ("3.2", "第五条"); glossary ("什么是违约金"); otherwise a free question answered from
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.knowledge import fill_blanks
-from bot.language import detect_language, to_script, to_simplified
-from bot.texts import t
+from bot.answers.language import detect_language, to_script, to_simplified
+from bot.answers.texts import t
+from bot.knowledge.loader import fill_blanks
 from bot.types import Answer, Citation, Hit, Item, Language, Parameter, Part, Retrieval
 
 #: Relations the explanation follows, in the order it presents them.
@@ -43,7 +43,7 @@ LOW_CONFIDENCE = 0.7
 
 
 class KnowledgeLike(Protocol):
-    """What answer composition reads from ``bot.knowledge.Knowledge``."""
+    """What answer composition reads from ``bot.knowledge.loader.Knowledge``."""
 
     @property
     def items(self) -> tuple[Item, ...]: ...
@@ -55,7 +55,7 @@ class KnowledgeLike(Protocol):
 
 
 class RetrieverLike(Protocol):
-    """What answer composition needs from ``bot.retrieval.Retriever``."""
+    """What answer composition needs from ``bot.search.retrieval.Retriever``."""
 
     @property
     def knowledge(self) -> KnowledgeLike: ...
@@ -328,7 +328,7 @@ def _is_complaint(q: str) -> bool:
 
 def _reference(question: str, knowledge: KnowledgeLike) -> tuple[str, list[Item]] | None:
     """The explicit reference the question is ("3.2", "第五条", "违约金"): its kind and items."""
-    from bot.references import parse_reference
+    from bot.search.references import parse_reference
 
     ref = parse_reference(question, knowledge)
     bare = question.strip()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.references import Reference, parse_reference, zh_number
+from bot.search.references import Reference, parse_reference, zh_number
 from bot.types import Item
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from bot.texts import t
+from bot.answers.texts import t
 from bot.types import Answer, Part
 
 #: Roles that start a new block (a blank line before them, except at the top).

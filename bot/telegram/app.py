@@ -1,10 +1,11 @@
 """The Telegram bot: python-telegram-bot ``Application`` with thin handlers.
 
-Every handler parses the update, calls ``bot.answer.answer`` (in a worker thread: encoding the
-question is CPU-bound), formats with ``bot.render`` / ``bot.telegram_format`` and replies. The
-model and index are loaded once in ``post_init`` (or passed in, for tests) and kept, with the
-storage, in a ``BotState`` in ``application.bot_data``. ``/reload`` swaps the retriever reference
-in one assignment, so answers in flight keep the one they started with.
+Every handler parses the update, calls ``bot.answers.compose.answer`` (in a worker thread:
+encoding the question is CPU-bound), formats with ``bot.answers.render`` /
+``bot.telegram.format`` and replies. The model and index are loaded once in ``post_init`` (or
+passed in, for tests) and kept, with the storage, in a ``BotState`` in ``application.bot_data``.
+``/reload`` swaps the retriever reference in one assignment, so answers in flight keep the one
+they started with.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answer import answer, item_answer
+from bot.answers.compose import answer, item_answer
+from bot.answers.texts import t
 from bot.settings import Settings
-from bot.storage import Storage, StorageError
-from bot.telegram_format import (
+from bot.storage.sqlite import Storage, StorageError
+from bot.telegram.format import (
     LANGUAGE_NAMES,
     RetrieverLike,
     addressed_text,
@@ -67,7 +69,6 @@ from bot.telegram_format import (
     terms_keyboard,
     toc_keyboard,
 )
-from bot.texts import t
 from bot.types import Answer, Item, Language
 
 if TYPE_CHECKING:
@@ -153,16 +154,16 @@ def _state(context: Context) -> BotState:
 
 def load_retriever(settings: Settings) -> RetrieverLike:
     """Load knowledge, model and index (seconds; call it in a thread from async code)."""
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
     return cast(RetrieverLike, Retriever.load(settings))
 
 
 def _load_errors() -> tuple[type[Exception], ...]:
     """What loading the retriever raises for a missing/stale/broken index, model or knowledge."""
-    from bot.embedding import ModelFetchError
-    from bot.index import IndexMismatchError
-    from bot.knowledge import KnowledgeError
+    from bot.knowledge.loader import KnowledgeError
+    from bot.model.embedding import ModelFetchError
+    from bot.search.index import IndexMismatchError
 
     # faiss reports unreadable index files as RuntimeError.
     return (IndexMismatchError, KnowledgeError, ModelFetchError, OSError, ValueError, RuntimeError)
@@ -573,7 +574,7 @@ async def on_callback(update: Update, context: Context) -> None:
 
 def _inline_items(retriever: RetrieverLike, query: str) -> list[Item]:
     """Items for ``@bot <query>``: an explicit reference first, then search hits."""
-    from bot.references import parse_reference
+    from bot.search.references import parse_reference
 
     knowledge = retriever.knowledge
     ids: list[str] = []

@@ -1,12 +1,12 @@
-"""The Telegram layer's fixed strings, added to ``bot.texts`` (keys prefixed ``tg_``).
+"""The Telegram layer's fixed strings, added to ``bot.answers.texts`` (keys prefixed ``tg_``).
 
-Importing this module registers them; read them with ``bot.texts.t(key, language)``. zh-Hant is
-converted from zh-Hans like every other string.
+Importing this module registers them; read them with ``bot.answers.texts.t(key, language)``.
+zh-Hant is converted from zh-Hans like every other string.
 """
 
 from __future__ import annotations
 
-from bot import texts
+from bot.answers import texts
 
 ZH_HANS = {
     # --- commands menu (set_my_commands) ----------------------------------------------------

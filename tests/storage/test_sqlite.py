@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage import SCHEMA_VERSION, Storage, StorageError
+from bot.storage.sqlite import SCHEMA_VERSION, Storage, StorageError
 from bot.types import Answer, Citation
 
 

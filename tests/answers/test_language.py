@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.language import detect_language, parse_language, to_script, to_simplified
+from bot.answers.language import detect_language, parse_language, to_script, to_simplified
 
 
 @pytest.mark.parametrize(

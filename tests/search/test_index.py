@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bot.index import (
+from bot.search.index import (
     CURRENT,
     FILES,
     LOCK_NAME,
@@ -35,8 +35,8 @@ from tests.conftest import seed_index
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from bot.index import BuildReport
-    from bot.knowledge import Knowledge
+    from bot.knowledge.loader import Knowledge
+    from bot.search.index import BuildReport
 
 
 def snapshot(index_dir: Path) -> dict[str, str]:
@@ -117,12 +117,12 @@ def test_editing_one_item_reembeds_only_its_texts(
 def test_editing_the_off_topic_list_marks_the_index_stale_and_embeds_only_the_new_text(
     private: Settings, model: SentenceTransformer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.index
+    import bot.search.index
 
     edited = tmp_path / "off_topics.toml"
-    text = bot.index.OFF_TOPICS_FILE.read_text(encoding="utf-8")
+    text = bot.search.index.OFF_TOPICS_FILE.read_text(encoding="utf-8")
     edited.write_text(text.replace("examples = [\n", 'examples = [\n  "股票怎么开户",\n', 1))
-    monkeypatch.setattr(bot.index, "OFF_TOPICS_FILE", edited)
+    monkeypatch.setattr(bot.search.index, "OFF_TOPICS_FILE", edited)
 
     ok, message = index_status(private)
     assert not ok and "off_topics.toml" in message and "make index" in message
@@ -176,7 +176,7 @@ def test_builds_swap_atomically_and_keep_the_readme(
 def test_corrupt_file_is_refused_with_the_fix(
     private: Settings, knowledge: Knowledge, name: str
 ) -> None:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
     current = current_dir(private.index_dir)
     assert current is not None
@@ -194,7 +194,7 @@ def test_corrupt_file_is_refused_with_the_fix(
 
 
 def test_missing_file_is_refused(private: Settings, knowledge: Knowledge) -> None:
-    from bot.index import load_index
+    from bot.search.index import load_index
 
     current = current_dir(private.index_dir)
     assert current is not None
@@ -204,7 +204,7 @@ def test_missing_file_is_refused(private: Settings, knowledge: Knowledge) -> Non
 
 
 def test_another_model_setting_is_refused(private: Settings, knowledge: Knowledge) -> None:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
     other = private.model_copy(update={"embedding_model": "BAAI/bge-small-zh-v1.5"})
     ok, message = index_status(other)
@@ -219,8 +219,8 @@ def test_another_model_setting_is_refused(private: Settings, knowledge: Knowledg
 def test_changed_knowledge_is_refused(
     private: Settings, knowledge: Knowledge, model: SentenceTransformer
 ) -> None:
-    from bot.knowledge import load_knowledge
-    from bot.retrieval import Retriever
+    from bot.knowledge.loader import load_knowledge
+    from bot.search.retrieval import Retriever
 
     agreement = private.knowledge_dir / "agreement.toml"
     text = agreement.read_text(encoding="utf-8")
@@ -230,7 +230,7 @@ def test_changed_knowledge_is_refused(
 
 
 def test_no_index_is_refused(tmp_path: Path, settings: Settings, knowledge: Knowledge) -> None:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
     empty = settings.model_copy(update={"index_dir": tmp_path / "nothing"})
     ok, message = index_status(empty)
@@ -292,7 +292,7 @@ def test_if_stale_is_fast_and_skips_torch(private: Settings) -> None:
 
 
 def test_bm25_ranks_rare_matches_first_and_ignores_unknown_tokens() -> None:
-    from bot.index import BM25
+    from bot.search.index import BM25
 
     bm25 = BM25(("a", "b", "c", "empty"), [["违约金", "支付"], ["支付", "服务费"], ["支付"], []])
     scores = bm25.scores(["违约金", "支付", "从未出现"])

@@ -9,8 +9,8 @@ import pytest
 from emulator import parse_html
 from telegram import MessageEntity, User
 
-from bot.telegram_app import RedactToken, UserRateLimiter
-from bot.telegram_format import (
+from bot.telegram.app import RedactToken, UserRateLimiter
+from bot.telegram.format import (
     MAX_CALLBACK_DATA,
     addressed_text,
     cut_question,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import textproc
-from bot.textproc import (
+from bot.search import textproc
+from bot.search.textproc import (
     Speller,
     cjk_bigrams,
     deletions,

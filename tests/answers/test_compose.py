@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.answer import answer, item_answer
-from bot.knowledge import Knowledge
-from bot.language import to_script, to_simplified
-from bot.render import to_text
+from bot.answers.compose import answer, item_answer
+from bot.answers.language import to_script, to_simplified
+from bot.answers.render import to_text
+from bot.knowledge.loader import Knowledge
 from bot.types import Answer, Hit, Item, Link, Parameter, Retrieval
 
 # --- a toy agreement ---------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from typing import Protocol
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 
-from bot import telegram_texts as _registered  # noqa: F401  (registers the tg_ strings)
-from bot.answer import KnowledgeLike as AnswerKnowledge
-from bot.language import LANGUAGES, detect_language, parse_language
-from bot.texts import t
+from bot.answers.compose import KnowledgeLike as AnswerKnowledge
+from bot.answers.language import LANGUAGES, detect_language, parse_language
+from bot.answers.texts import t
+from bot.telegram import texts as _registered  # noqa: F401  (registers the tg_ strings)
 from bot.types import Answer, Item, Language, Retrieval
 
 MAX_MESSAGE = 4096
@@ -45,7 +45,7 @@ class KnowledgeLike(AnswerKnowledge, Protocol):
 
 
 class RetrieverLike(Protocol):
-    """What the Telegram layer needs of ``bot.retrieval.Retriever``."""
+    """What the Telegram layer needs of ``bot.search.retrieval.Retriever``."""
 
     @property
     def knowledge(self) -> KnowledgeLike: ...
@@ -278,13 +278,13 @@ def _short(text: str, limit: int = MAX_BUTTON_TEXT) -> str:
 
 
 def item_label(item: Item, language: Language) -> str:
-    from bot.answer import item_label as label
+    from bot.answers.compose import item_label as label
 
     return label(item, language)
 
 
 def item_title(item: Item, language: Language) -> str:
-    from bot.answer import item_title as title
+    from bot.answers.compose import item_title as title
 
     return title(item, language)
 
@@ -402,6 +402,6 @@ def terms_keyboard(knowledge: KnowledgeLike, language: Language) -> InlineKeyboa
 
 def render_html(answer: Answer, knowledge: KnowledgeLike) -> str:
     """The answer as Telegram HTML without the follow-up list (those are buttons)."""
-    from bot.render import to_html
+    from bot.answers.render import to_html
 
     return to_html(answer, knowledge, related=False)

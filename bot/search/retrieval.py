@@ -7,8 +7,8 @@
    (``via="reference"``, confidence 1.0);
 2. otherwise scores every item twice: dense (the cosine of the query with the item's best vector
    among its text, translation, titles and alternate questions) and lexical (BM25 over
-   ``bot.textproc`` tokens), and fuses the two rankings (see ``FUSION``; measured on the dev set
-   by ``scripts/evaluate.py --compare``);
+   ``bot.search.textproc`` tokens), and fuses the two rankings (see ``FUSION``; measured on the
+   dev set by ``scripts/evaluate.py --compare``);
 3. computes a confidence that the question is about this agreement at all, from several signals
    (``features``) through a small logistic model fitted on the dev set (``abstention.json``,
    refitted by ``scripts/evaluate.py --fit``), and abstains below its threshold. Abstaining still
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot import textproc
-from bot.index import IndexMismatchError, LoadedIndex, load_index
-from bot.references import Reference, parse_reference
+from bot.search import textproc
+from bot.search.index import IndexMismatchError, LoadedIndex, load_index
+from bot.search.references import Reference, parse_reference
 from bot.settings import Settings
 from bot.types import Hit, Retrieval
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from bot.knowledge import Knowledge
+    from bot.knowledge.loader import Knowledge
 
 __all__ = [
     "ABSTENTION_FILE",
@@ -111,7 +111,7 @@ BREACH_INTENT = re.compile(
 #: character bigrams found; lexical_top: log(1 + best BM25 score); foreign_max: the general rarity
 #: of the rarest content word found nowhere in the knowledge (0 when there is none);
 #: foreign_sum: log(1 + the summed rarity of all such words); off_topic_margin: the question's
-#: best cosine with a text about something the agreement does not cover (bot/off_topics.toml,
+#: best cosine with a text about something the agreement does not cover (bot/search/off_topics.toml,
 #: embedded in the index) minus dense_top; off_topic_share: the share of such texts among the
 #: question's NEIGHBOURS nearest vectors (the agreement's and the off-topic ones together).
 FEATURES = (
@@ -289,8 +289,8 @@ class Retriever:
     ) -> Retriever:
         """Knowledge, model and index, verified against each other; ``IndexMismatchError``
         (with the command that fixes it) when the index does not match."""
-        from bot.embedding import load_model
-        from bot.knowledge import load_knowledge
+        from bot.knowledge.loader import load_knowledge
+        from bot.model.embedding import load_model
 
         if knowledge is None:
             knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)

@@ -16,10 +16,10 @@ Files of one build:
 - ``embeddings.npy``: the same vectors as a plain array: the cache an incremental build reuses.
   A row's content key is sha256(model fingerprint, prompt kind, text), so an unchanged text under
   an unchanged model is never embedded twice.
-- ``lexical.json``: the BM25 index: one token list per item (``bot.textproc.tokens``).
-- ``off_topics.npy``: query vectors of ``bot/off_topics.toml`` (topics and example questions the
-  agreement does not cover), the reference points of the abstention signals in
-  ``bot.retrieval``; cached by content key like the rest.
+- ``lexical.json``: the BM25 index: one token list per item (``bot.search.textproc.tokens``).
+- ``off_topics.npy``: query vectors of ``bot/search/off_topics.toml`` (topics and example
+  questions the agreement does not cover), the reference points of the abstention signals in
+  ``bot.search.retrieval``; cached by content key like the rest.
 - ``manifest.json``: format, model (name, path, fingerprint, dimension), knowledge (content hash,
   per-item hashes), off-topic hash and count, counts, build time, library versions and the sha256
   of every other file.
@@ -49,14 +49,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import textproc
+from bot.search import textproc
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from bot.knowledge import Knowledge
+    from bot.knowledge.loader import Knowledge
     from bot.types import Item
 
 #: 2: off_topics.npy added.
@@ -116,7 +116,7 @@ def lexical_document(item: Item) -> str:
 
 
 def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
-    """The texts of ``bot/off_topics.toml``: its ``topics`` then its ``examples`` (see its
+    """The texts of ``bot/search/off_topics.toml``: its ``topics`` then its ``examples`` (see its
     header); ``ValueError`` naming the file, list and entry when one is not a non-empty string."""
     path = path if path is not None else OFF_TOPICS_FILE
     try:
@@ -146,8 +146,8 @@ def off_topics_hash(texts: Sequence[str]) -> str:
 
 
 def lexical_fingerprint() -> str:
-    """sha256 of the source of ``bot.textproc`` and this module: a changed tokenizer or lexical
-    document makes the lexical index stale (rebuilding it re-embeds nothing)."""
+    """sha256 of the source of ``bot.search.textproc`` and this module: a changed tokenizer or
+    lexical document makes the lexical index stale (rebuilding it re-embeds nothing)."""
     digest = hashlib.sha256(str(LEXICAL_VERSION).encode())
     for path in (Path(textproc.__file__), Path(__file__)):
         digest.update(path.read_bytes())
@@ -402,7 +402,7 @@ def build_index(
     ``IndexBuildError`` (invalid knowledge, missing model, disk errors); the previous index
     is then left exactly as it was.
     """
-    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.knowledge.loader import KnowledgeError, load_knowledge
 
     started = time.perf_counter()
     index_dir = settings.index_dir
@@ -443,7 +443,7 @@ def build_index(
         fresh: dict[str, Any] = {}
         if todo:
             if model is None:
-                from bot.embedding import ModelFetchError, load_model
+                from bot.model.embedding import ModelFetchError, load_model
 
                 if not progress:  # --quiet: no "Loading weights" bar from transformers either
                     with contextlib.suppress(ImportError):
@@ -500,7 +500,7 @@ def _write_build(
     import faiss
     import numpy as np
 
-    from bot.knowledge import item_hash
+    from bot.knowledge.loader import item_hash
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     tmp = index_dir / f"{BUILD_PREFIX}tmp-{os.getpid()}-{secrets.token_hex(3)}"
@@ -638,7 +638,7 @@ def check_match(
     if manifest.get("lexical_fingerprint") != lexical_fingerprint():
         problems.append(
             "its lexical index was made by another version of the tokenizer or BM25 code "
-            "(bot/textproc.py, bot/index.py)"
+            "(bot/search/textproc.py, bot/search/index.py)"
         )
     try:
         if manifest.get("off_topics", {}).get("hash") != off_topics_hash(load_off_topics()):
@@ -654,7 +654,7 @@ def check_match(
 
 
 def _knowledge_diff(built: Mapping[str, Any], knowledge: Knowledge) -> str:
-    from bot.knowledge import item_hash
+    from bot.knowledge.loader import item_hash
 
     old: Mapping[str, str] = built.get("items", {})
     new = {item.id: item_hash(item) for item in knowledge.items}
@@ -670,7 +670,7 @@ def _knowledge_diff(built: Mapping[str, Any], knowledge: Knowledge) -> str:
 
 def index_status(settings: Settings) -> tuple[bool, str]:
     """(ok, message): whether the index is present, intact and matches model and knowledge."""
-    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.knowledge.loader import KnowledgeError, load_knowledge
 
     try:
         current, manifest = read_manifest(settings.index_dir)
@@ -700,7 +700,7 @@ class LoadedIndex:
     row_item: Any  # np.ndarray[int]: index into item_ids per row
     item_ids: tuple[str, ...]
     lexical: BM25
-    off_topics: Any  # np.ndarray[float32], one query vector per text of bot/off_topics.toml
+    off_topics: Any  # np.ndarray[float32], one query vector per text of bot/search/off_topics.toml
 
     @property
     def dimension(self) -> int:

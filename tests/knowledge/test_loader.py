@@ -12,7 +12,7 @@ from pathlib import Path
 import opencc
 import pytest
 
-from bot.knowledge import (
+from bot.knowledge.loader import (
     Knowledge,
     KnowledgeError,
     fill_blanks,
@@ -20,10 +20,11 @@ from bot.knowledge import (
     load_knowledge,
     unfilled,
 )
+from bot.settings import ROOT
 from bot.types import KINDS, RELATIONS, Parameter
 from tests.conftest import run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 KNOWLEDGE_DIR = REPO / "knowledge"
 
 EXPECTED_IDS = [

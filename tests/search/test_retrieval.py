@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from bot.retrieval import Abstention, fuse_rrf, fuse_weighted, off_topic_features
+from bot.search.retrieval import Abstention, fuse_rrf, fuse_weighted, off_topic_features
 
 if TYPE_CHECKING:
-    from bot.retrieval import Retriever
+    from bot.search.retrieval import Retriever
 
 
 # -- fusion on hand-made scores ---------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Composing an answer from retrieved items: language and script, fixed texts, rendering."""

@@ -1,0 +1,1 @@
+"""The agreement as data: loading and validating knowledge/ into frozen items."""

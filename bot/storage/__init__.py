@@ -1,0 +1,1 @@
+"""What the bot remembers: one storage interface and its implementations."""

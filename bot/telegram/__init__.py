@@ -1,0 +1,1 @@
+"""The Telegram front end: application wiring, handlers, formatting, Telegram texts, sends."""
