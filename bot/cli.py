@@ -58,7 +58,8 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.model.embedding import ModelFetchError, fetch_model
+    from bot.model.cache import ModelFetchError
+    from bot.model.fetch import fetch_model
 
     try:
         path = fetch_model(settings, force=args.force)

@@ -34,7 +34,7 @@ def _utf8(stream: TextIO) -> None:
 def _load(settings: Settings) -> Retriever | None:
     """The retriever, or None after printing why it cannot be loaded (and the fix) to stderr."""
     from bot.knowledge.loader import KnowledgeError
-    from bot.model.embedding import ModelFetchError
+    from bot.model.cache import ModelFetchError
     from bot.search.retrieval import IndexMismatchError, Retriever
 
     try:

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         knowledge = load_knowledge(knowledge_dir)
         rows.append(("machine", f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"))
 
-        from bot.model.embedding import load_model
+        from bot.model.loading import load_model
 
         seconds, model = timed(lambda: load_model(settings))
         rows.append(("model load", f"{seconds:.1f} s"))

@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     from bot.knowledge.loader import load_knowledge
-    from bot.model.embedding import load_model
+    from bot.model.loading import load_model
     from bot.search.retrieval import load_index
 
     knowledge = load_knowledge(settings.knowledge_dir)

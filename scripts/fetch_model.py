@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.model.embedding import ModelFetchError, fetch_model
+from bot.model.cache import ModelFetchError
+from bot.model.fetch import fetch_model
 from bot.settings import Settings
 
 

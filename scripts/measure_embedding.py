@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.model.embedding import load_model
+from bot.model.loading import load_model
 from bot.settings import ROOT, Settings
 
 QUESTIONS = [
@@ -92,15 +92,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.convert:
         with tempfile.TemporaryDirectory(prefix="measure-convert-") as tmp:
-            code = (
-                "from bot.model.embedding import fetch_model; from bot.settings import Settings; "
-            )
+            code = "from bot.model.fetch import fetch_model; from bot.settings import Settings; "
             _, wall, peak = _python(code + "fetch_model(Settings())", {"BOT_MODEL_CACHE_DIR": tmp})
             report["conversion"] = {"seconds": round(wall, 1), "peak_rss_mb": peak}
 
     _, wall, _ = _python("")
     baseline = wall
-    fetch = "from bot.model.embedding import fetch_model; from bot.settings import Settings; "
+    fetch = "from bot.model.fetch import fetch_model; from bot.settings import Settings; "
     _, wall, _ = _python(fetch + "fetch_model(Settings())")
     report["python_startup_s"] = round(baseline, 2)
     report["fetch_when_present_s"] = round(wall, 2)
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     code = (
         "import time; t0 = time.perf_counter()\n"
         "import torch, sentence_transformers\n"
-        "from bot.model.embedding import load_model; from bot.settings import Settings\n"
+        "from bot.model.loading import load_model; from bot.settings import Settings\n"
         "t1 = time.perf_counter(); m = load_model(Settings()); t2 = time.perf_counter()\n"
         "m.encode_query('warm up'); t3 = time.perf_counter()\n"
         "print(t1 - t0, t2 - t1, t3 - t2)\n"

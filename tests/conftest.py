@@ -100,7 +100,7 @@ def knowledge(settings: Settings) -> Knowledge:
 
 @pytest.fixture(scope="session")
 def model(settings: Settings) -> SentenceTransformer:
-    from bot.model.embedding import load_model
+    from bot.model.loading import load_model
 
     return load_model(settings)
 

@@ -443,7 +443,8 @@ def build_index(
         fresh: dict[str, Any] = {}
         if todo:
             if model is None:
-                from bot.model.embedding import ModelFetchError, load_model
+                from bot.model.cache import ModelFetchError
+                from bot.model.loading import load_model
 
                 if not progress:  # --quiet: no "Loading weights" bar from transformers either
                     with contextlib.suppress(ImportError):

@@ -290,7 +290,7 @@ class Retriever:
         """Knowledge, model and index, verified against each other; ``IndexMismatchError``
         (with the command that fixes it) when the index does not match."""
         from bot.knowledge.loader import load_knowledge
-        from bot.model.embedding import load_model
+        from bot.model.loading import load_model
 
         if knowledge is None:
             knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)

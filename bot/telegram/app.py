@@ -162,7 +162,7 @@ def load_retriever(settings: Settings) -> RetrieverLike:
 def _load_errors() -> tuple[type[Exception], ...]:
     """What loading the retriever raises for a missing/stale/broken index, model or knowledge."""
     from bot.knowledge.loader import KnowledgeError
-    from bot.model.embedding import ModelFetchError
+    from bot.model.cache import ModelFetchError
     from bot.search.index import IndexMismatchError
 
     # faiss reports unreadable index files as RuntimeError.
