@@ -36,7 +36,8 @@ def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.search.index import IndexBuildError, build_index, index_status
+    from bot.search.build import IndexBuildError, build_index
+    from bot.search.index import index_status
 
     if args.action == "status" or (args.if_stale and not args.force):
         started = time.perf_counter()

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     from bot.knowledge.loader import load_knowledge
-    from bot.search.index import build_index, load_index
+    from bot.search.build import build_index
+    from bot.search.index import load_index
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from evaluate import load_devset

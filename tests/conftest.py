@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from bot.knowledge.loader import Knowledge
-    from bot.search.index import BuildReport
+    from bot.search.build import BuildReport
     from bot.search.retrieval import Retriever
 
 
@@ -110,7 +110,7 @@ def built_index(
     settings: Settings, knowledge: Knowledge, model: SentenceTransformer
 ) -> BuildReport:
     """The session's index in ``settings.index_dir``, built once from the real knowledge."""
-    from bot.search.index import build_index
+    from bot.search.build import build_index
 
     seed_index(settings.index_dir, Settings(_env_file=None).index_dir)
     return build_index(settings, knowledge=knowledge, model=model, progress=False)
