@@ -35,7 +35,8 @@ def _load(settings: Settings) -> Retriever | None:
     """The retriever, or None after printing why it cannot be loaded (and the fix) to stderr."""
     from bot.knowledge.loader import KnowledgeError
     from bot.model.cache import ModelFetchError
-    from bot.search.retrieval import IndexMismatchError, Retriever
+    from bot.search.index import IndexMismatchError
+    from bot.search.retrieval import Retriever
 
     try:
         return Retriever.load(settings)

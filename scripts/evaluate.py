@@ -27,16 +27,9 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.search.retrieval import (  # noqa: E402
-    ABSTENTION_FILE,
-    FEATURES,
-    FUSION,
-    Abstention,
-    Fusion,
-    Retriever,
-    fuse_rrf,
-    fuse_weighted,
-)
+from bot.search.abstention import ABSTENTION_FILE, FEATURES, Abstention  # noqa: E402
+from bot.search.fusion import FUSION, Fusion, fuse_rrf, fuse_weighted  # noqa: E402
+from bot.search.retrieval import Retriever  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 
 if TYPE_CHECKING:
@@ -475,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     from bot.knowledge.loader import load_knowledge
     from bot.model.loading import load_model
-    from bot.search.retrieval import load_index
+    from bot.search.index import load_index
 
     knowledge = load_knowledge(settings.knowledge_dir)
     index = load_index(settings, knowledge, settings.embedding_model)

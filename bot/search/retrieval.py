@@ -17,15 +17,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from bot.search import textproc
+from bot.search.abstention import Abstention, off_topic_features
+from bot.search.fusion import (
+    BREACH_INTENT,
+    DEFINITION_INTENT,
+    FUSION,
+    PROCEDURE_INTENT,
+    Fusion,
+    fuse_rrf,
+    fuse_weighted,
+)
 from bot.search.index import IndexMismatchError, LoadedIndex, load_index
 from bot.search.references import Reference, parse_reference
 from bot.settings import Settings
@@ -37,187 +45,8 @@ if TYPE_CHECKING:
 
     from bot.knowledge.loader import Knowledge
 
-__all__ = [
-    "ABSTENTION_FILE",
-    "FUSION",
-    "Abstention",
-    "Fusion",
-    "IndexMismatchError",
-    "Retriever",
-    "Scored",
-    "fuse_rrf",
-    "fuse_weighted",
-    "off_topic_features",
-]
 
-ABSTENTION_FILE = Path(__file__).with_name("abstention.json")
-#: How many nearest neighbours ``off_topic_share`` looks at.
-NEIGHBOURS = 10
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """How dense and lexical scores are combined.
-
-    ``rrf``: sum of 1/(k + rank) over the two rankings. ``weighted``: dense cosine plus
-    ``weight`` times the BM25 score. ``fields`` are the vector fields an item's dense score
-    takes its maximum over.
-    """
-
-    method: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: float = 5.0
-    weight: float = 0.01
-    fields: tuple[str, ...] = ("text", "text_en", "title", "title_en", "question")
-    #: Normalize (traditional -> simplified, full-width -> half-width) before embedding.
-    normalize_dense: bool = False
-    #: Intent priors, in top-rank RRF shares (for ``weighted``: times 0.05). When a question
-    #: asks what to do ("怎么办", "what should we do"), the items the knowledge names as a
-    #: procedure (targets of "procedure" links) get ``intent_bonus``; asking what a word means
-    #: favours glossary terms, asking whether something counts as a breach the breach items.
-    #: A question with none of these intents favours the agreement's clauses by
-    #: ``clause_prior`` (the clause is the entry point; answers walk on to breach and remedy).
-    intent_bonus: float = 0.5
-    clause_prior: float = 0.2
-
-
-#: The configuration kept after comparing on the dev split (see the README / evaluate.py).
-#: Weighted fusion keeps the size of the dense lead that RRF throws away (a 0.03 cosine lead of
-#: 3.2 over 3.1 became a loss to 3.1's better BM25 rank): on the 400-question dev set it ties
-#: RRF k=5 on top-1 (0.928) with a higher MRR (0.961 vs 0.959).
-FUSION = Fusion(method="weighted", weight=0.005)
-
-#: Intents, matched on the ``textproc.normalize`` form (simplified, lowercase).
-PROCEDURE_INTENT = re.compile(
-    r"怎么办|咋办|怎么处理|如何处理|怎么解决|如何解决|该怎么|怎么做|如何应对|"
-    r"\bwhat (?:should|can|do|must) (?:we|i)\b(?! (?:have to )?(?:pay|sign))|\bwhat now\b|"
-    r"\bwhat to do\b|\bhow (?:should|do|can) (?:we|i) (?:handle|deal|respond|react)"
-)
-DEFINITION_INTENT = re.compile(
-    r"什么意思|啥意思|的意思|定义|指什么|指的是|是指|是什么东西|含义|"
-    r"\bmean(?:s|ing)?\b|\bdefin(?:e|ed|ition)\b|\bwhat is (?:an? )?[a-z -]+\?*$"
-)
-BREACH_INTENT = re.compile(
-    r"算违约|算不算违约|属于违约|构成违约|视为违约|是违约|是不是违约|违约行为|认定.*违约|违约.*认定|"
-    r"\b(?:a|count(?:s)? as(?: a)?|constitute(?:s)?(?: a)?) breach\b|\bbreach(?:es)? of contract\b"
-)
-
-#: Signals computed for every question (``Scored.features``); the abstention model uses the
-#: subset it was fitted on (``Abstention.features``).
-#: dense_top: cosine of the best item; dense_margin: its lead over the second item;
-#: dense_gap: its lead over the mean of all items; question_top: best cosine with any alternate
-#: question; coverage: share of the question's content words found in the knowledge, each
-#: weighted by how rare it is in general Chinese (so 社保 or iPhone count more than 公司 or 规定),
-#: English typos corrected first (``textproc.Speller``); bigram_coverage: share of its Chinese
-#: character bigrams found; lexical_top: log(1 + best BM25 score); foreign_max: the general rarity
-#: of the rarest content word found nowhere in the knowledge (0 when there is none);
-#: foreign_sum: log(1 + the summed rarity of all such words); off_topic_margin: the question's
-#: best cosine with a text about something the agreement does not cover (bot/search/off_topics.toml,
-#: embedded in the index) minus dense_top; off_topic_share: the share of such texts among the
-#: question's NEIGHBOURS nearest vectors (the agreement's and the off-topic ones together).
-FEATURES = (
-    "dense_top",
-    "dense_margin",
-    "dense_gap",
-    "question_top",
-    "coverage",
-    "bigram_coverage",
-    "lexical_top",
-    "foreign_max",
-    "foreign_sum",
-    "off_topic_margin",
-    "off_topic_share",
-)
-
-
-def fuse_rrf(dense: np.ndarray, lexical: np.ndarray, k: float) -> np.ndarray:
-    """Reciprocal rank fusion of two score vectors over the same items (ties keep order)."""
-    import numpy as np
-
-    out = np.zeros(len(dense), dtype=np.float64)
-    for scores in (dense, lexical):
-        order = np.argsort(-scores, kind="stable")
-        ranks = np.empty(len(scores), dtype=np.float64)
-        ranks[order] = np.arange(1, len(scores) + 1)
-        out += 1.0 / (k + ranks)
-    return out
-
-
-def fuse_weighted(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
-    """Dense cosine plus ``weight`` x BM25."""
-    import numpy as np
-
-    return dense.astype(np.float64) + weight * lexical.astype(np.float64)
-
-
-def off_topic_features(
-    off_sims: np.ndarray, row_sims: np.ndarray, dense_top: float, k: int = NEIGHBOURS
-) -> dict[str, float]:
-    """How close a question is to what the agreement does not cover, from its cosines with the
-    off-topic texts (``off_sims``) and with the index rows (``row_sims``, any order)."""
-    import numpy as np
-
-    if not len(off_sims):
-        return {"off_topic_margin": -1.0, "off_topic_share": 0.0}
-    nearest_off = np.sort(off_sims)[::-1][:k]
-    nearest_rows = np.sort(row_sims)[::-1][:k]
-    pooled = np.concatenate([nearest_off, nearest_rows])
-    is_off = np.arange(len(pooled)) < len(nearest_off)
-    # Ties go to the agreement's texts: the stable sort on the reversed pool keeps rows first.
-    order = np.argsort(-pooled[::-1], kind="stable")[:k]
-    top = len(pooled) - 1 - order
-    return {
-        "off_topic_margin": float(nearest_off[0]) - dense_top,
-        "off_topic_share": float(is_off[top].mean()),
-    }
-
-
-@dataclass(frozen=True)
-class Abstention:
-    """A logistic model P(in scope | features) and the threshold below which we abstain."""
-
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    weights: tuple[float, ...]
-    bias: float
-    threshold: float
-    features: tuple[str, ...] = FEATURES
-    note: str = ""
-
-    def confidence(self, values: Sequence[float]) -> float:
-        z = self.bias
-        for v, m, s, w in zip(values, self.mean, self.scale, self.weights, strict=True):
-            z += w * (v - m) / s
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
-
-    @classmethod
-    def load(cls, path: Path = ABSTENTION_FILE) -> Abstention:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        unknown = set(data["features"]) - set(FEATURES)
-        if unknown:
-            raise ValueError(
-                f"{path} was fitted on features this code does not compute ({sorted(unknown)}): "
-                "refit with `.venv/bin/python scripts/evaluate.py --fit`"
-            )
-        return cls(
-            mean=tuple(data["mean"]),
-            scale=tuple(data["scale"]),
-            weights=tuple(data["weights"]),
-            bias=float(data["bias"]),
-            threshold=float(data["threshold"]),
-            features=tuple(data["features"]),
-            note=str(data.get("note", "")),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "features": list(self.features),
-            "mean": list(self.mean),
-            "scale": list(self.scale),
-            "weights": list(self.weights),
-            "bias": self.bias,
-            "threshold": self.threshold,
-            "note": self.note,
-        }
+__all__ = ["IndexMismatchError", "Retriever", "Scored"]
 
 
 @dataclass(frozen=True)
