@@ -1,4 +1,4 @@
-"""The bot's memory: one SQLite file behind one small class.
+"""The embedded storage backend: one SQLite file (the default, ``BOT_STORAGE_PATH``).
 
 What is kept: the question log (question, language, citations, confidence, abstained, time),
 which doubles as the record behind the buttons under each answer (so they keep working after a
@@ -23,13 +23,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from bot.storage.base import (
+    LANGUAGES,
+    AnswerRecord,
+    Stats,
+    StorageError,
+    Unanswered,
+    VoteResult,
+)
 from bot.types import Answer, Language
-
-LANGUAGES: frozenset[str] = frozenset({"zh-Hans", "zh-Hant", "en"})
 
 #: Schema migrations; migration ``n`` (0-based) takes ``PRAGMA user_version`` from n to n+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -67,56 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StorageError(Exception):
-    """The database cannot be opened or is from a newer version of the bot."""
-
-
-@dataclass(frozen=True)
-class AnswerRecord:
-    """What the buttons under an answer need to know about it, long after it was sent."""
-
-    answer_id: str
-    created: float
-    question: str
-    language: Language
-    intent: str
-    citations: tuple[str, ...]  # item ids, most relevant first
-    related: tuple[str, ...]
-    confidence: float
-    abstained: bool
-
-
-@dataclass(frozen=True)
-class Stats:
-    questions: int
-    answered: int
-    abstained: int
-    users: int
-    votes_up: int
-    votes_down: int
-    by_language: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Unanswered:
-    """A question worth a look when improving the knowledge."""
-
-    created: float
-    question: str
-    language: str
-    reason: str  # "abstained" | "downvoted"
-    citations: tuple[str, ...]
-    votes_down: int
-
-
-@dataclass(frozen=True)
-class VoteResult:
-    changed: bool  # False when the user repeated the same vote
-    up: int
-    down: int
-
-
-class Storage:
+class SqliteStorage:
     """SQLite storage; the file and its parent folder are created on first use."""
 
     def __init__(self, path: Path) -> None:

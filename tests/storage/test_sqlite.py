@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.sqlite import SCHEMA_VERSION, Storage, StorageError
+from bot.storage.base import StorageError
+from bot.storage.sqlite import SCHEMA_VERSION
+from bot.storage.sqlite import SqliteStorage as Storage
 from bot.types import Answer, Citation
 
 

@@ -22,7 +22,7 @@ from telegram.ext import Application
 
 from bot.answers.language import detect_language
 from bot.settings import Settings
-from bot.storage.sqlite import Storage
+from bot.storage.sqlite import SqliteStorage as Storage
 from bot.telegram.app import build_application
 from bot.telegram.format import RetrieverLike
 

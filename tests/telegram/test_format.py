@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 import pytest
 from emulator import parse_html
 from telegram import MessageEntity, User
 
-from bot.telegram.app import RedactToken, UserRateLimiter
 from bot.telegram.format import (
     MAX_CALLBACK_DATA,
     addressed_text,
@@ -142,31 +140,3 @@ def test_addressed_text() -> None:
 def test_cut_question() -> None:
     assert cut_question("  短问题  ", 10) == ("短问题", False)
     assert cut_question("很" * 20, 10) == ("很" * 10, True)
-
-
-# --- rate limit and token redaction ------------------------------------------------------
-
-
-def test_user_rate_limiter_window_and_single_notice() -> None:
-    limiter = UserRateLimiter(3, window=60)
-    assert [limiter.check(1, now=t)[0] for t in (0, 1, 2)] == [True, True, True]
-    assert limiter.check(1, now=3) == (False, True)  # notice once
-    assert limiter.check(1, now=4) == (False, False)
-    assert limiter.check(2, now=4) == (True, False)  # other users unaffected
-    assert limiter.check(1, now=60.5)[0] is True  # the first request left the window
-
-
-def test_token_is_redacted_from_messages_arguments_and_tracebacks() -> None:
-    token = "123:SECRET-token"
-    record = logging.LogRecord(
-        "x", logging.ERROR, __file__, 1, "url %s", (f"/bot{token}/getMe",), None
-    )
-    try:
-        raise RuntimeError(f"failed https://api.telegram.org/bot{token}/getUpdates")
-    except RuntimeError:
-        import sys
-
-        record.exc_info = sys.exc_info()
-    RedactToken(token).filter(record)
-    formatted = logging.Formatter().format(record)
-    assert token not in formatted and "<token>" in formatted
