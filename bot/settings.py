@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Secret token Telegram sends with every webhook request."""
     storage_path: Path = Path("data/bot.sqlite3")
     """SQLite file for the question log, feedback votes and per-user languages."""
+    storage_url: SecretStr | None = None
+    """sqlite:///path or postgresql://user:password@host:port/db; unset: the file storage_path."""
     user_rate_limit: int = Field(default=20, ge=1)
     """Questions one user may ask per minute before a polite notice."""
     max_question_chars: int = Field(default=500, ge=10)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bot.knowledge.loader import Knowledge
     from bot.search.build import BuildReport
     from bot.search.retrieval import Retriever
+    from tests.servers import Postgres
 
 
 def seed_index(target_dir: Path, source_dir: Path) -> None:
@@ -123,3 +125,23 @@ def retriever(
     from bot.search.retrieval import Retriever
 
     return Retriever.load(settings, knowledge=knowledge, model=model)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throw-away PostgreSQL cluster on a free loopback port for the whole session."""
+    import tempfile
+
+    from tests.servers import postgres_missing_reason, postgres_server
+
+    reason = postgres_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    # Not under pytest's temporary folder: that is private to root, and the server runs as the
+    # postgres user.
+    root = Path(tempfile.mkdtemp(prefix="contract-bot-pg-"))
+    try:
+        with postgres_server(root) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

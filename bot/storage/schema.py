@@ -1,0 +1,67 @@
+"""The storage schema, versioned: one list of migrations that every backend applies in order.
+
+Migration ``n`` (0-based) takes a database from schema version n to n+1, with the same version
+numbers on every backend; each carries its SQL per dialect (types differ: SQLite's ``REAL`` is
+PostgreSQL's ``DOUBLE PRECISION``). Statements are separated by ``;``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    description: str
+    sqlite: str
+    postgres: str
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        sql = self.sqlite if dialect == "sqlite" else self.postgres
+        return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _both(description: str, sql: str) -> Migration:
+    """A migration whose SQL is the same on both backends once ``REAL`` is spelled for each."""
+    return Migration(description, sql, sql.replace(" REAL ", " DOUBLE PRECISION "))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _both(
+        "answers, votes, users",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE answers (
+            answer_id  TEXT PRIMARY KEY,
+            created    REAL NOT NULL,
+            user_hash  TEXT NOT NULL,
+            source     TEXT NOT NULL,
+            question   TEXT NOT NULL,
+            language   TEXT NOT NULL,
+            intent     TEXT NOT NULL,
+            citations  TEXT NOT NULL,
+            related    TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            abstained  INTEGER NOT NULL
+        );
+        CREATE INDEX answers_created ON answers (created);
+        CREATE TABLE votes (
+            answer_id TEXT NOT NULL REFERENCES answers (answer_id) ON DELETE CASCADE,
+            user_hash TEXT NOT NULL,
+            vote      INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            updated   REAL NOT NULL,
+            PRIMARY KEY (answer_id, user_hash)
+        );
+        CREATE TABLE users (
+            user_hash TEXT PRIMARY KEY,
+            language  TEXT NOT NULL,
+            updated   REAL NOT NULL
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

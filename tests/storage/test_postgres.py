@@ -1,0 +1,71 @@
+"""What only the PostgreSQL backend does: the password never shows (repr, errors), replicas
+starting together migrate once, and a database from a newer bot is refused."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from bot.storage.base import StorageError
+from bot.storage.postgres import PostgresStorage, mask_url
+from bot.storage.schema import SCHEMA_VERSION
+from tests.servers import Postgres
+
+
+def test_mask_url() -> None:
+    assert mask_url("postgresql://bot:s3cr%40t@db:5432/bot") == "postgresql://bot:***@db:5432/bot"
+    assert mask_url("postgresql://db:5432/bot") == "postgresql://db:5432/bot"
+
+
+def test_password_is_never_shown(postgres: Postgres) -> None:
+    url = postgres.create_database("masked")
+    storage = PostgresStorage(url, pool_max=1)
+    try:
+        assert postgres.password not in repr(storage)
+    finally:
+        storage.close()
+    wrong = url.replace(postgres.password, postgres.password + "x")
+    with pytest.raises(StorageError) as info:
+        PostgresStorage(wrong, pool_max=1)
+    message = str(info.value)
+    assert "BOT_STORAGE_URL" in message and postgres.password not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_concurrent_replicas_migrate_once(postgres: Postgres) -> None:
+    url = postgres.create_database("racing")
+    errors: list[BaseException] = []
+    opened: list[PostgresStorage] = []
+
+    def start() -> None:
+        try:
+            opened.append(PostgresStorage(url, pool_max=1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert not errors, errors
+        assert {s.schema_version for s in opened} == {SCHEMA_VERSION}
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+            # one salt, so every replica hashes a user the same way
+            assert len({s.user_hash(42) for s in opened}) == 1
+    finally:
+        for storage in opened:
+            storage.close()
+
+
+def test_newer_schema_is_refused(postgres: Postgres) -> None:
+    url = postgres.create_database("newer")
+    PostgresStorage(url, pool_max=1).close()
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StorageError, match="newer than this bot"):
+        PostgresStorage(url, pool_max=1)
