@@ -89,6 +89,12 @@ def _cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings)
 
 
+def _cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.telegram.webhook import webhook_command
+
+    return webhook_command(settings, args.action)
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """What `make run` starts: Telegram when a token is set, else the console chat."""
     if settings.telegram_token is not None and settings.telegram_token.get_secret_value():
@@ -116,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("telegram", help="run the Telegram bot (polling, or webhook if configured)")
     p.set_defaults(func=_cmd_telegram)
+
+    p = sub.add_parser("webhook", help="register the webhook once for all replicas, or inspect it")
+    p.add_argument("action", choices=["set", "delete", "info"])
+    p.set_defaults(func=_cmd_webhook)
 
     p = sub.add_parser("run", help="Telegram bot when BOT_TELEGRAM_TOKEN is set, else console chat")
     p.set_defaults(func=_cmd_run)

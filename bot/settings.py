@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     """Port the webhook server binds."""
     webhook_secret: SecretStr | None = None
     """Secret token Telegram sends with every webhook request."""
+    webhook_register: bool = True
+    """Call setWebhook at start-up; false on replicas (one `contract-bot webhook set` instead)."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Polling mode: serve /healthz and /metrics on this loopback port (unset: off)."""
     storage_path: Path = Path("data/bot.sqlite3")
     """SQLite file for the question log, feedback votes and per-user languages."""
     storage_url: SecretStr | None = None
