@@ -91,6 +91,17 @@ class Storage(Protocol):
 
     def get_language(self, user_id: int) -> Language | None: ...
 
+    def rate_limit(
+        self, user_id: int, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, bool]:
+        """(allowed, notify) for one more request of ``user_id``: at most ``limit`` per
+        ``window`` seconds across every process sharing the storage; notify once per window."""
+        ...
+
+    def ping(self) -> None:
+        """Raises when the storage cannot be reached."""
+        ...
+
     def stats(self) -> Stats: ...
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:

@@ -81,6 +81,9 @@ class PostgresStorage(SqlStorage):
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
 
+    def _lock_user(self, cur: Cursor, user: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (user,))
+
     def _read_version(self, cur: Cursor) -> int:
         cur.execute("SELECT to_regclass('schema_version') IS NOT NULL")
         if not cur.fetchone()[0]:

@@ -62,6 +62,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    _both(
+        "per-user rate limit shared by every bot process",
+        """
+        CREATE TABLE rate_events (
+            user_hash TEXT NOT NULL,
+            at        REAL NOT NULL
+        );
+        CREATE INDEX rate_events_user ON rate_events (user_hash, at);
+        CREATE TABLE rate_notices (
+            user_hash TEXT PRIMARY KEY,
+            at        REAL NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -193,6 +193,54 @@ class SqlStorage(ABC):
             ).fetchone()
         return VoteResult(changed=changed, up=int(up), down=int(down))
 
+    # --- per-user rate limit ------------------------------------------------------------------
+
+    def _lock_user(self, cur: Cursor, user: str) -> None:  # noqa: B027 (optional hook)
+        """Serialize this transaction with others about the same user (no-op where the whole
+        database is locked by a write transaction, as in SQLite)."""
+
+    def rate_limit(
+        self, user_id: int, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, bool]:
+        """Count a request of ``user_id`` against ``limit`` per ``window`` seconds (sliding).
+
+        Returns (allowed, notify): whether to serve it and, when not, whether to send the notice
+        (once per window). Shared by every process using this database, so running more
+        replicas does not multiply a user's limit.
+        """
+        now = time.time() if now is None else now
+        user = self.user_hash(user_id)
+        with self._tx() as cur:
+            self._lock_user(cur, user)
+            self._execute(
+                cur, "DELETE FROM rate_events WHERE user_hash = ? AND at <= ?", (user, now - window)
+            )
+            (count,) = self._execute(
+                cur, "SELECT COUNT(*) FROM rate_events WHERE user_hash = ?", (user,)
+            ).fetchone()
+            if int(count) < limit:
+                self._execute(
+                    cur, "INSERT INTO rate_events (user_hash, at) VALUES (?, ?)", (user, now)
+                )
+                return True, False
+            row = self._execute(
+                cur, "SELECT at FROM rate_notices WHERE user_hash = ?", (user,)
+            ).fetchone()
+            notify = row is None or now - float(row[0]) >= window
+            if notify:
+                self._execute(
+                    cur,
+                    "INSERT INTO rate_notices (user_hash, at) VALUES (?, ?)"
+                    " ON CONFLICT (user_hash) DO UPDATE SET at = excluded.at",
+                    (user, now),
+                )
+            return False, notify
+
+    def ping(self) -> None:
+        """Raises when the database cannot be reached (for /healthz)."""
+        with self._tx() as cur:
+            self._execute(cur, "SELECT 1").fetchone()
+
     # --- language preference -----------------------------------------------------------------
 
     def set_language(self, user_id: int, language: Language) -> None:

@@ -163,3 +163,19 @@ def test_stats_and_unanswered(backend: Backend) -> None:
         ("今天天气如何？", "abstained"),
     ]
     assert storage.unanswered(1)[0].question == "what about refunds?"
+
+
+def test_rate_limit_is_a_sliding_window_with_one_notice(backend: Backend) -> None:
+    storage = backend.reopen()
+    check = storage.rate_limit
+    assert [check(1, 3, 60, now=t)[0] for t in (0, 1, 2)] == [True, True, True]
+    assert check(1, 3, 60, now=3) == (False, True)  # the notice once
+    assert check(1, 3, 60, now=4) == (False, False)
+    assert check(2, 3, 60, now=4) == (True, False)  # other users unaffected
+    assert check(1, 3, 60, now=60.5)[0] is True  # the first request left the window
+    # another process on the same database sees the same window
+    assert backend.reopen().rate_limit(1, 3, 60, now=60.6) == (False, False)
+
+
+def test_ping(backend: Backend) -> None:
+    backend.reopen().ping()
