@@ -98,6 +98,14 @@ class Storage(Protocol):
         ``window`` seconds across every process sharing the storage; notify once per window."""
         ...
 
+    def request_reload(self) -> int:
+        """Ask every process sharing the storage to reload the index; the new generation."""
+        ...
+
+    def reload_generation(self) -> int:
+        """How many reloads have been requested so far (0 when none)."""
+        ...
+
     def ping(self) -> None:
         """Raises when the storage cannot be reached."""
         ...

@@ -236,6 +236,30 @@ class SqlStorage(ABC):
                 )
             return False, notify
 
+    # --- index roll-out ------------------------------------------------------------------------
+
+    def request_reload(self) -> int:
+        """Ask every process sharing this storage to reload the index; returns the new
+        generation number (each process reloads when the number it last saw is behind)."""
+        with self._tx() as cur:
+            self._execute(
+                cur,
+                "INSERT INTO meta (key, value) VALUES ('reload_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value ="
+                " CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
+            )
+            return self._generation(cur)
+
+    def reload_generation(self) -> int:
+        with self._tx() as cur:
+            return self._generation(cur)
+
+    def _generation(self, cur: Cursor) -> int:
+        row = self._execute(
+            cur, "SELECT value FROM meta WHERE key = 'reload_generation'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def ping(self) -> None:
         """Raises when the database cannot be reached (for /healthz)."""
         with self._tx() as cur:

@@ -179,3 +179,11 @@ def test_rate_limit_is_a_sliding_window_with_one_notice(backend: Backend) -> Non
 
 def test_ping(backend: Backend) -> None:
     backend.reopen().ping()
+
+
+def test_reload_requests_reach_every_process(backend: Backend) -> None:
+    a, b = backend.reopen(), backend.reopen()
+    assert a.reload_generation() == b.reload_generation() == 0
+    assert a.request_reload() == 1
+    assert b.reload_generation() == 1
+    assert b.request_reload() == 2 and a.reload_generation() == 2
