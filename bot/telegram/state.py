@@ -4,16 +4,23 @@ language).
 
 ``/reload`` swaps ``BotState.retriever`` in one assignment, so answers in flight keep the one
 they started with.
+
+Storage calls run off the event loop, in one worker thread of their own
+(``await state.off_loop(state.db.vote, ...)``): SQLite's one connection is serialised anyway, and
+the loop never waits for a disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import ParamSpec, TypeVar, cast
 
 from telegram import Update, User
 from telegram.constants import ChatType
@@ -21,10 +28,14 @@ from telegram.ext import ContextTypes
 
 from bot.settings import Settings
 from bot.storage.base import Storage
+from bot.telegram.batching import AnswerBatcher
 from bot.telegram.format import RetrieverLike, resolve_language
 from bot.types import Language
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -70,6 +81,17 @@ class BotState:
     limiter: UserRateLimiter = field(default_factory=lambda: UserRateLimiter(20))
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaded_at: float = 0.0
+    answers: AnswerBatcher = field(default_factory=AnswerBatcher)
+    storage_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="storage")
+    )
+
+    async def off_loop(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``call(*args, **kwargs)`` (a storage method) in the storage thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.storage_thread, functools.partial(call, *args, **kwargs)
+        )
 
     @property
     def ready_retriever(self) -> RetrieverLike:
@@ -113,8 +135,8 @@ def user_key(update: Update) -> int:
     return chat.id if chat is not None else 0
 
 
-def language_of(state: BotState, user: User | None, text: str = "") -> Language:
-    chosen = state.db.get_language(user.id) if user is not None else None
+async def language_of(state: BotState, user: User | None, text: str = "") -> Language:
+    chosen = await state.off_loop(state.db.get_language, user.id) if user is not None else None
     return resolve_language(chosen, user.language_code if user else None, text)
 
 
