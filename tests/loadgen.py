@@ -64,6 +64,7 @@ class LoadResult:
     answered: int
     seconds: float  # from the first question to the last answer (or the end of waiting)
     latencies: tuple[float, ...]
+    polls: int = 0  # getUpdates calls meanwhile
 
     @property
     def lost(self) -> int:
@@ -83,7 +84,8 @@ class LoadResult:
         return (
             f"offered {self.offered}, answered {self.answered}, lost {self.lost}, "
             f"{self.throughput:.1f} answers/s, latency p50 {self.percentile(50) * 1000:.0f} ms, "
-            f"p95 {self.percentile(95) * 1000:.0f} ms, p99 {self.percentile(99) * 1000:.0f} ms"
+            f"p95 {self.percentile(95) * 1000:.0f} ms, p99 {self.percentile(99) * 1000:.0f} ms, "
+            f"{self.polls} getUpdates"
         )
 
 
@@ -154,6 +156,7 @@ async def offer(
     answered or ``wait`` seconds passed since the last one was offered."""
     total = count if count is not None else int((rate or 0) * seconds)
     asked: dict[int, float] = {}  # chat id -> when asked
+    polls = len(emu.calls_of("getUpdates"))
     start = time.monotonic()
     for n in range(total):
         if rate:
@@ -177,7 +180,8 @@ async def offer(
     replies = first_replies()
     end = max(replies.values()) if len(replies) == total else last_asked + wait
     latencies = tuple(replies[chat] - asked[chat] for chat in replies)
-    return LoadResult(total, len(replies), max(end - start, 1e-9), latencies)
+    polls = len(emu.calls_of("getUpdates")) - polls
+    return LoadResult(total, len(replies), max(end - start, 1e-9), latencies, polls)
 
 
 async def _main(argv: Sequence[str] | None = None) -> int:
