@@ -152,6 +152,7 @@ class Poller:
         long_poll: float = 10.0,
         pace: float = 0.02,
         min_room: int = 10,
+        idle_poll: float = 0.25,
         conflict_retry: float = 15.0,
         policy: RetryPolicy | None = None,
     ) -> None:
@@ -161,6 +162,7 @@ class Poller:
         self.long_poll = long_poll
         self.pace = pace
         self.min_room = min_room
+        self.idle_poll = idle_poll
         self.conflict_retry = conflict_retry
         self.policy = policy or RetryPolicy(base_delay=1.0, max_delay=30.0)
         self.next_id = 0  # one more than the newest update fetched
@@ -188,18 +190,19 @@ class Poller:
         return result if isinstance(result, list) else []
 
     async def _wait_for_turn(self, last_poll: float) -> None:
-        """While updates are in flight, poll again only once one finished (or a second passed),
+        """While updates are in flight, poll again only once one finished (or ``idle_poll``
+        seconds passed: a slow one, e.g. a reply being retried, does not hold up the others),
         ``pace`` after the last poll, and with room for ``min_room`` new updates."""
         dispatcher = self.dispatcher
         while dispatcher.pending and not self._stopping.is_set():
             room = MAX_UPDATES - (self.next_id - self.offset)
             if room >= self.min_room:
-                await dispatcher.changed(1.0)
+                await dispatcher.changed(self.idle_poll)
                 wait = self.pace - (time.monotonic() - last_poll)
                 if wait > 0:
                     await asyncio.sleep(wait)
                 return
-            await dispatcher.changed(1.0)
+            await dispatcher.changed(self.idle_poll)
 
     async def run(self) -> None:
         await self.bot.delete_webhook()  # getUpdates is refused while a webhook is set
