@@ -172,6 +172,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     description: str | None = None
+    chat_id: int | None = None  # only calls to this chat
 
 
 @dataclass
@@ -353,9 +354,12 @@ class BotApiEmulator:
         times: int = 1,
         delay: float = 0.0,
         description: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with ``status`` (None: only delay)."""
-        self._faults[method.lower()].append(Fault(status, retry_after, delay, times, description))
+        """Make the next ``times`` calls of ``method`` (to ``chat_id`` only, if given) fail with
+        ``status`` (None: only delay)."""
+        fault = Fault(status, retry_after, delay, times, description, chat_id)
+        self._faults[method.lower()].append(fault)
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method.lower() == method.lower()]
@@ -373,7 +377,7 @@ class BotApiEmulator:
         self._in_flight[method.lower()] += 1
         self._wake()
         try:
-            await self._apply_fault(method)
+            await self._apply_fault(method, params)
             handler = getattr(self, f"_api_{method.lower()}", None)
             if handler is None:
                 raise bad_request("method not found")
@@ -407,14 +411,17 @@ class BotApiEmulator:
                     params[key] = json.loads(value)
         return params
 
-    async def _apply_fault(self, method: str) -> None:
+    async def _apply_fault(self, method: str, params: JSON) -> None:
         faults = self._faults.get(method.lower())
-        if not faults:
+        chat = params.get("chat_id")
+        fault = next(
+            (f for f in faults or () if f.chat_id is None or str(f.chat_id) == str(chat)), None
+        )
+        if faults is None or fault is None:
             return
-        fault = faults[0]
         fault.times -= 1
         if fault.times <= 0:
-            faults.pop(0)
+            faults.remove(fault)
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:

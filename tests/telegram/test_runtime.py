@@ -133,7 +133,8 @@ async def test_a_users_second_question_is_never_answered_before_the_first(
     app: App, emu: BotApiEmulator
 ) -> None:
     user, other = new_user(), new_user()
-    emu.inject("sendMessage", status=None, delay=1.0)  # the first reply is slow to go out
+    # the user's first reply is slow to go out
+    emu.inject("sendMessage", status=None, delay=1.0, chat_id=user["id"])
     emu.user_message("乙方泄露甲方的技术资料怎么办？", user=user)  # needs the model
     emu.user_message("3.2", user=user)  # a lookup: ready long before the first is sent
     emu.user_message("目录", user=user)
