@@ -52,10 +52,24 @@ class Settings(BaseSettings):
     """SQLite file for the question log, feedback votes and per-user languages."""
     storage_url: SecretStr | None = None
     """sqlite:///path or postgresql://user:password@host:port/db; unset: the file storage_path."""
+    user_id_key: SecretStr | None = None
+    """Key of the HMAC that stands for Telegram user ids in storage; unset: a generated key
+    kept in BOT_USER_ID_KEY_FILE."""
+    user_id_key_file: Path | None = None
+    """File of the generated user-id key (mode 0600); unset: <storage name>.user-id.key beside
+    the database."""
+    retention_days: int = Field(default=90, ge=0)
+    """Question texts and votes older than this many days are deleted (0: kept forever)."""
     user_rate_limit: int = Field(default=20, ge=1)
     """Questions one user may ask per minute before a polite notice."""
     max_question_chars: int = Field(default=500, ge=10)
     """Longer questions are cut to this many characters before retrieval."""
+    max_concurrent_updates: int = Field(default=32, ge=1)
+    """Updates handled at once (one chat's updates always one after another)."""
+    send_rate_limit: float = Field(default=30.0, ge=0)
+    """Messages per second the bot sends at most overall (Telegram's limit); 0: no throttle."""
+    shutdown_timeout: float = Field(default=10.0, ge=0)
+    """Seconds to finish the updates already received after SIGINT/SIGTERM."""
 
     # --- Knowledge, model, index -------------------------------------------------------------
     knowledge_dir: Path = Path("knowledge")
@@ -81,10 +95,17 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("storage_path", "knowledge_dir", "index_dir", "model_cache_dir", mode="after")
+    @field_validator(
+        "storage_path",
+        "user_id_key_file",
+        "knowledge_dir",
+        "index_dir",
+        "model_cache_dir",
+        mode="after",
+    )
     @classmethod
-    def _anchor(cls, value: Path) -> Path:
-        return value if value.is_absolute() else ROOT / value
+    def _anchor(cls, value: Path | None) -> Path | None:
+        return value if value is None or value.is_absolute() else ROOT / value
 
     def model_path(self) -> Path:
         """Where the configured embedding model's sentence-transformers directory lives."""

@@ -15,8 +15,13 @@ What it does like Telegram (as far as the bot can tell):
   tags), callback data over 64 bytes, unknown chats/messages, "message is not modified", answering
   a callback query twice, getUpdates while a webhook is set (409).
 - Webhook mode: after ``setWebhook`` new updates are POSTed to the URL with the
-  ``X-Telegram-Bot-Api-Secret-Token`` header instead of being queued for ``getUpdates``.
-- Fault injection: ``inject(method, status=429, retry_after=1, times=1)``, 5xx statuses, delays.
+  ``X-Telegram-Bot-Api-Secret-Token`` header instead of being queued for ``getUpdates``: one
+  chat's updates one after another (the next once the bot answered the last), different chats'
+  at once, up to ``max_connections``; a request that fails is tried again (5 tries).
+- Fault injection: ``inject(method, status=429, retry_after=1, times=1)``, 5xx statuses, 403,
+  409 (another poller), delays. Chat states: ``migrate_chat`` (a group became a supergroup:
+  sends to the old id get 400 with ``migrate_to_chat_id``), ``block`` (the user blocked the bot:
+  403). ``reply_parameters.allow_sending_without_reply`` is honoured.
 """
 
 from __future__ import annotations
@@ -146,6 +151,18 @@ def parse_html(text: str) -> str:
     return html.unescape("".join(visible))
 
 
+PHRASES = {
+    403: "Forbidden: bot was blocked by the user",
+    409: (
+        "Conflict: terminated by other getUpdates request; make sure that only one bot "
+        "instance is running"
+    ),
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
 @dataclass
 class Fault:
     """One injected fault for the next call(s) of a method."""
@@ -155,6 +172,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     description: str | None = None
+    chat_id: int | None = None  # only calls to this chat
 
 
 @dataclass
@@ -170,6 +188,7 @@ class Sent:
     reply_to: int | None
     message: JSON  # the Message object as returned to the bot
     edits: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it was sent
 
     def buttons(self) -> list[JSON]:
         """All inline keyboard buttons, row by row."""
@@ -198,6 +217,7 @@ class _Webhook:
     url: str
     secret_token: str | None
     allowed_updates: list[str] | None
+    max_connections: int = 40
     last_error: str | None = None
     last_error_date: int | None = None
 
@@ -232,6 +252,8 @@ class BotApiEmulator:
     chat_actions: list[JSON] = field(default_factory=list)
     commands: dict[tuple[str, str], list[JSON]] = field(default_factory=dict)
     webhook_deliveries: list[tuple[int, int | str]] = field(default_factory=list)
+    #: update id -> when getUpdates first returned it (time.monotonic())
+    delivered: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bot_id = int(self.token.split(":", 1)[0])
@@ -245,11 +267,15 @@ class BotApiEmulator:
         self._sent_by_key: dict[tuple[int, int], Sent] = {}
         self._chats: dict[int, JSON] = {}
         self._faults: defaultdict[str, list[Fault]] = defaultdict(list)
+        self._migrated: dict[int, int] = {}
+        self._in_flight: defaultdict[str, int] = defaultdict(int)
+        self._blocked: set[int] = set()
         self._changed = asyncio.Event()
         self._closing = False
         self._webhook: _Webhook | None = None
         self._webhook_queue: asyncio.Queue[JSON] = asyncio.Queue()
         self._webhook_task: asyncio.Task[None] | None = None
+        self._connections = asyncio.Semaphore(40)
         self._session: ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._read_cursor: defaultdict[int, int] = defaultdict(int)
@@ -328,9 +354,12 @@ class BotApiEmulator:
         times: int = 1,
         delay: float = 0.0,
         description: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with ``status`` (None: only delay)."""
-        self._faults[method.lower()].append(Fault(status, retry_after, delay, times, description))
+        """Make the next ``times`` calls of ``method`` (to ``chat_id`` only, if given) fail with
+        ``status`` (None: only delay)."""
+        fault = Fault(status, retry_after, delay, times, description, chat_id)
+        self._faults[method.lower()].append(fault)
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method.lower() == method.lower()]
@@ -345,8 +374,10 @@ class BotApiEmulator:
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
         params = await self._params(request)
+        self._in_flight[method.lower()] += 1
+        self._wake()
         try:
-            await self._apply_fault(method)
+            await self._apply_fault(method, params)
             handler = getattr(self, f"_api_{method.lower()}", None)
             if handler is None:
                 raise bad_request("method not found")
@@ -354,8 +385,14 @@ class BotApiEmulator:
         except ApiError as err:
             self.calls.append(Call(method, params, err.code))
             return web.json_response(err.body(), status=err.code)
+        finally:
+            self._in_flight[method.lower()] -= 1
         self.calls.append(Call(method, params, 200))
         return web.json_response({"ok": True, "result": result})
+
+    def requests_in_flight(self, method: str) -> int:
+        """Requests of ``method`` received and not answered yet (e.g. held by a delay)."""
+        return self._in_flight[method.lower()]
 
     async def _params(self, request: web.Request) -> JSON:
         params: JSON = dict(request.query)
@@ -374,14 +411,17 @@ class BotApiEmulator:
                     params[key] = json.loads(value)
         return params
 
-    async def _apply_fault(self, method: str) -> None:
+    async def _apply_fault(self, method: str, params: JSON) -> None:
         faults = self._faults.get(method.lower())
-        if not faults:
+        chat = params.get("chat_id")
+        fault = next(
+            (f for f in faults or () if f.chat_id is None or str(f.chat_id) == str(chat)), None
+        )
+        if faults is None or fault is None:
             return
-        fault = faults[0]
         fault.times -= 1
         if fault.times <= 0:
-            faults.pop(0)
+            faults.remove(fault)
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
@@ -392,8 +432,18 @@ class BotApiEmulator:
                 fault.description or f"Too Many Requests: retry after {fault.retry_after}",
                 {"retry_after": fault.retry_after},
             )
-        phrases = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
-        raise ApiError(fault.status, fault.description or phrases.get(fault.status, "Error"))
+        raise ApiError(fault.status, fault.description or PHRASES.get(fault.status, "Error"))
+
+    def migrate_chat(self, chat: JSON, new_id: int) -> JSON:
+        """The group ``chat`` becomes a supergroup with id ``new_id`` (returned as a chat)."""
+        new_chat = {**chat, "id": new_id, "type": "supergroup"}
+        self._chats[new_id] = new_chat
+        self._migrated[int(chat["id"])] = new_id
+        return new_chat
+
+    def block(self, chat_id: int) -> None:
+        """The user of private chat ``chat_id`` blocks the bot: sends to it get 403."""
+        self._blocked.add(chat_id)
 
     # --- updates -----------------------------------------------------------------------------
 
@@ -433,25 +483,47 @@ class BotApiEmulator:
             ready = [u for u in self._updates if _allowed(u, allowed)][:limit]
             remaining = deadline - time.monotonic()
             if ready or self._closing or remaining <= 0:
+                now = time.monotonic()
+                for update in ready:
+                    self.delivered.setdefault(update["update_id"], now)
                 return ready
             changed = self._changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
     async def _deliver_webhooks(self) -> None:
-        while True:
-            update = await self._webhook_queue.get()
-            hook = self._webhook
-            if hook is None:  # webhook removed meanwhile: fall back to getUpdates
-                self._updates.append(update)
-                self._wake()
-                continue
-            if not _allowed(update, hook.allowed_updates):
-                continue
-            headers = {"Content-Type": "application/json"}
-            if hook.secret_token:
-                headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
-            status: int | str = "not sent"
+        """Hand each update to a delivery task: per chat in order, chats in parallel."""
+        chains: dict[object, asyncio.Task[None]] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                update = await self._webhook_queue.get()
+                key = _update_chat(update)
+                previous = chains.get(key)
+                task = asyncio.create_task(self._deliver(update, previous))
+                chains[key] = task
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _deliver(self, update: JSON, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        hook = self._webhook
+        if hook is None:  # webhook removed meanwhile: fall back to getUpdates
+            self._updates.append(update)
+            self._updates.sort(key=lambda u: u["update_id"])
+            self._wake()
+            return
+        if not _allowed(update, hook.allowed_updates):
+            return
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
+        status: int | str = "not sent"
+        async with self._connections:
             for attempt in range(5):
                 assert self._session is not None
                 try:
@@ -467,7 +539,7 @@ class BotApiEmulator:
                     hook.last_error = f"Connection error: {status}"
                 hook.last_error_date = int(time.time())
                 await asyncio.sleep(0.1 * (attempt + 1))
-            self.webhook_deliveries.append((update["update_id"], status))
+        self.webhook_deliveries.append((update["update_id"], status))
 
     # --- playing users -----------------------------------------------------------------------
 
@@ -728,8 +800,20 @@ class BotApiEmulator:
         if chat_id in (None, ""):
             raise bad_request("chat_id is empty")
         try:
-            return self._chats[int(chat_id)]
-        except (KeyError, ValueError):
+            number = int(chat_id)
+        except ValueError:
+            raise bad_request("chat not found") from None
+        if number in self._migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[number]},
+            )
+        if number in self._blocked:
+            raise ApiError(403, PHRASES[403])
+        try:
+            return self._chats[number]
+        except KeyError:
             raise bad_request("chat not found") from None
 
     def _check_text(self, params: JSON) -> tuple[str, str]:
@@ -779,13 +863,17 @@ class BotApiEmulator:
         raw, text = self._check_text(params)
         markup = self._check_markup(params)
         reply_to = None
+        without_reply = False
         reply_parameters = params.get("reply_parameters")
         if isinstance(reply_parameters, dict):
             reply_to = reply_parameters.get("message_id")
+            without_reply = bool(reply_parameters.get("allow_sending_without_reply"))
         elif params.get("reply_to_message_id"):
             reply_to = int(params["reply_to_message_id"])
         if reply_to is not None and (chat["id"], reply_to) not in self._messages:
-            raise bad_request("message to be replied not found")
+            if not without_reply:
+                raise bad_request("message to be replied not found")
+            reply_to = None
         message: JSON = {
             "message_id": next(self._message_ids[chat["id"]]),
             "from": self.bot_user,
@@ -939,7 +1027,11 @@ class BotApiEmulator:
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         if params.get("drop_pending_updates"):
             self._updates.clear()
-        self._webhook = _Webhook(url, secret and str(secret), params.get("allowed_updates"))
+        connections = int(params.get("max_connections") or 40)
+        self._webhook = _Webhook(
+            url, secret and str(secret), params.get("allowed_updates"), connections
+        )
+        self._connections = asyncio.Semaphore(connections)
         # updates that were waiting for getUpdates are now delivered to the webhook
         for update in self._updates:
             self._webhook_queue.put_nowait(update)
@@ -967,6 +1059,19 @@ class BotApiEmulator:
         if hook and hook.allowed_updates:
             info["allowed_updates"] = hook.allowed_updates
         return info
+
+
+def _update_chat(update: JSON) -> object:
+    """The chat an update belongs to (its user's for inline queries), for delivery order."""
+    for value in update.values():
+        if isinstance(value, dict):
+            chat = value.get("chat") or (value.get("message") or {}).get("chat")
+            if isinstance(chat, dict):
+                return chat.get("id")
+            sender = value.get("from")
+            if isinstance(sender, dict):
+                return ("user", sender.get("id"))
+    return ("update", update.get("update_id"))
 
 
 def _allowed(update: JSON, allowed: list[str] | None) -> bool:

@@ -20,6 +20,14 @@ def test_token_never_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
         assert TOKEN not in text
 
 
+def test_user_id_key_never_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_USER_ID_KEY", "very-secret-user-id-key")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.user_id_key is not None
+    for text in (repr(settings), str(settings), str(settings.model_dump())):
+        assert "very-secret-user-id-key" not in text
+
+
 def test_admin_ids_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOT_ADMIN_IDS", "42, 7,")
     assert Settings(_env_file=None).admin_ids == frozenset({42, 7})  # type: ignore[call-arg]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.search.textproc import normalize, stem, words
+from bot.search.textproc import normalize, parse_number, stem, words
 from bot.types import Item
 
 ReferenceKind = Literal["clause", "section", "term", "item"]
@@ -39,8 +39,9 @@ _ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七":
 
 def zh_number(text: str) -> int | None:
     """1..99 written as Arabic digits or Chinese numerals (五, 十二, 二十)."""
-    if text.isdigit():
-        return int(text)
+    number = parse_number(text, max_digits=2)
+    if number is not None:
+        return number
     if not text or any(ch not in _ZH_DIGITS and ch != "十" for ch in text):
         return None
     if "十" not in text:
@@ -102,6 +103,12 @@ _TERM_EN = (
         r"(.+?)(?:\s+(?:mean|means|stand for|refer to))?$"
     ),
 )
+
+
+def _clause_id(major: str, minor: str) -> str:
+    """ "03", "2" -> "3.2"; "" when either is not a number in ASCII digits."""
+    first, second = parse_number(major), parse_number(minor)
+    return f"{first}.{second}" if first is not None and second is not None else ""
 
 
 def _strip(text: str) -> str:
@@ -178,7 +185,7 @@ def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
     for pattern in _CLAUSE_PATTERNS:
         match = pattern.match(body)
         if match:
-            clause_id = f"{int(match.group(1))}.{int(match.group(2))}"
+            clause_id = _clause_id(match.group(1), match.group(2))
             return Reference("clause", (clause_id,)) if clause_id in table.clauses else None
 
     for pattern in _SECTION_PATTERNS:
@@ -187,8 +194,8 @@ def parse_reference(text: str, knowledge: HasItems) -> Reference | None:
             number = zh_number(match.group(1))
             ids = table.sections.get(number, ()) if number is not None else ()
             return Reference("section", ids) if ids else None
-    if kind_hint in ("clause", "section") and body.isdigit():
-        ids = table.sections.get(int(body), ())
+    if kind_hint in ("clause", "section") and (number := parse_number(body)) is not None:
+        ids = table.sections.get(number, ())
         return Reference("section", ids) if ids else None
 
     heading = _HEADING.match(body)
@@ -233,7 +240,7 @@ def embedded_reference(body: str, table: _Table) -> Reference | None:
     found: list[tuple[re.Match[str], tuple[str, ...], ReferenceKind]] = []
     for match in _EMBEDDED_CLAUSE.finditer(body):
         major, minor = match.group(1) or match.group(3), match.group(2) or match.group(4)
-        clause_id = f"{int(major)}.{int(minor)}"
+        clause_id = _clause_id(major, minor)
         if clause_id in table.clauses:
             found.append((match, (clause_id,), "clause"))
     if not found:

@@ -103,6 +103,20 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text.lower()).strip()
 
 
+def parse_number(text: str, max_digits: int = 9) -> int | None:
+    """The non-negative integer ``text`` spells in ASCII digits (after NFKC), else None.
+
+    The one way numbers are read from user input and callback data. NFKC first, so full-width
+    "３" and superscript "²" read as 3 and 2; digits of other scripts ("፩", "𐩀", "٣") are refused:
+    ``str.isdigit()`` accepts them all but ``int()`` raises on some. At most ``max_digits`` digits
+    (``int()`` also raises on thousands of them).
+    """
+    text = to_half_width(text).strip()
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def stem(word: str) -> str:
     """A deliberately tiny English stemmer: plural and a few verb endings, nothing clever."""
     if len(word) <= 3 or not word.isalpha():

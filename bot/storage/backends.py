@@ -30,12 +30,17 @@ def storage_location(settings: Settings) -> tuple[str, str]:
 
 
 def open_storage(settings: Settings) -> Storage:
-    """The storage the settings name; ``StorageError`` (with the fix) when it cannot be used."""
+    """The storage the settings name, with the user-id key ``BOT_USER_ID_KEY`` or the one kept
+    in ``BOT_USER_ID_KEY_FILE``; ``StorageError`` (with the fix) when it cannot be used."""
+    from bot.storage.keys import key_bytes
+
     backend, location = storage_location(settings)
+    secret = settings.user_id_key.get_secret_value() if settings.user_id_key else ""
+    key = key_bytes(secret) if secret.strip() else None
     if backend == "postgres":
         from bot.storage.postgres import PostgresStorage
 
-        return PostgresStorage(location)
+        return PostgresStorage(location, key, key_file=settings.user_id_key_file)
     from bot.storage.sqlite import SqliteStorage
 
-    return SqliteStorage(Path(location))
+    return SqliteStorage(Path(location), key, key_file=settings.user_id_key_file)

@@ -1,7 +1,9 @@
 """The storage interface: what the bot keeps and the records it reads back.
 
 Every backend implements ``Storage``; callers (the Telegram layer) know only this module. Telegram
-user ids are never stored as such: every row carries ``user_hash(user id)``, an HMAC.
+user ids are never stored as such: every row carries ``user_hash(user id)``, an HMAC whose key is
+kept outside the database. Old question texts are purged after the retention period; a user can
+have everything about them deleted (``forget``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,26 @@ class Unanswered:
 
 
 @dataclass(frozen=True)
+class Purged:
+    """What a retention purge deleted."""
+
+    questions: int
+    votes: int
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget`` deleted: rows per table (``answers`` are the user's questions, ``votes``
+    their votes, ``users`` their language choice; other tables keyed by user as they come)."""
+
+    deleted: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+@dataclass(frozen=True)
 class VoteResult:
     changed: bool  # False when the user repeated the same vote
     up: int
@@ -66,6 +88,11 @@ class VoteResult:
 class Storage(Protocol):
     """The question log (also the record behind the buttons under each answer), feedback votes
     and each user's language choice."""
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgres"."""
+        ...
 
     @property
     def schema_version(self) -> int: ...
@@ -114,4 +141,13 @@ class Storage(Protocol):
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:
         """The most recent abstentions and answers with more 👎 than 👍, newest first."""
+        ...
+
+    def purge(self, before: float) -> Purged:
+        """Delete question texts (and their votes) logged before ``before``, a Unix time; the
+        ``stats`` counts keep them."""
+        ...
+
+    def forget(self, user_id: int) -> Forgotten:
+        """Delete everything stored about ``user_id``; the ``stats`` counts keep the numbers."""
         ...

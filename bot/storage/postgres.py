@@ -5,13 +5,19 @@ Telegram layer never calls storage on the event loop). The schema version lives 
 table ``schema_version``; migrations run under a transaction-level advisory lock, so replicas
 starting together migrate once. The password in the URL is a secret: ``repr`` and every error
 message show the URL with it masked.
+
+Every replica must hash user ids with the same key, so the user-id key is never generated here:
+it is ``BOT_USER_ID_KEY`` (or a shared ``BOT_USER_ID_KEY_FILE``); without one the storage refuses
+to open.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bot.storage.base import StorageError
@@ -33,12 +39,22 @@ class PostgresStorage(SqlStorage):
     """PostgreSQL storage over a connection pool; the tables are created on first use."""
 
     dialect = "postgres"
+    _insertion_order = "a.seq"
 
-    def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: bytes | None = None,
+        *,
+        key_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        pool_max: int = POOL_MAX,
+    ) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._masked = mask_url(url)
+        self._clock = clock
         self._errors: tuple[type[Exception], ...] = (psycopg.Error, PoolTimeout)
         self._pool: Any = None
         try:
@@ -55,7 +71,7 @@ class PostgresStorage(SqlStorage):
             )
             self._pool.open(wait=True, timeout=10)
             self._migrate()
-            self._salt = self._load_salt()
+            self._key = self._load_key(key, key_file)
         except StorageError:
             self.close()
             raise
@@ -69,6 +85,17 @@ class PostgresStorage(SqlStorage):
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._masked!r})"
+
+    def _where(self) -> str:
+        return self._masked
+
+    def _user_tables(self, cur: Cursor) -> list[str]:
+        rows = cur.execute(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'user_hash'"
+            " ORDER BY table_name"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def _scrub(self, exc: BaseException) -> str:
         """An error's text without anything that could carry the password."""

@@ -29,10 +29,8 @@ def _both(description: str, sql: str) -> Migration:
     return Migration(description, sql, sql.replace(" REAL ", " DOUBLE PRECISION "))
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    _both(
-        "answers, votes, users",
-        """
+#: The first schema (SQLite's ``rowid`` orders rows of equal time; PostgreSQL gets ``seq``).
+_V1 = """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE answers (
             answer_id  TEXT PRIMARY KEY,
@@ -45,7 +43,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             citations  TEXT NOT NULL,
             related    TEXT NOT NULL,
             confidence REAL NOT NULL,
-            abstained  INTEGER NOT NULL
+            abstained  INTEGER NOT NULL{seq}
         );
         CREATE INDEX answers_created ON answers (created);
         CREATE TABLE votes (
@@ -60,6 +58,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             language  TEXT NOT NULL,
             updated   REAL NOT NULL
         )
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "answers, votes, users",
+        _V1.format(seq=""),
+        _V1.format(seq=",\n            seq        BIGSERIAL").replace(
+            " REAL ", " DOUBLE PRECISION "
+        ),
+    ),
+    _both(
+        "counts of what retention and /forget deleted (stats survive them); lookups by user",
+        """
+        CREATE TABLE archived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE INDEX answers_user ON answers (user_hash);
+        CREATE INDEX votes_user ON votes (user_hash)
         """,
     ),
     _both(

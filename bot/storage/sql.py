@@ -1,26 +1,43 @@
 """What the SQL backends share: every storage operation, written once in portable SQL.
 
 A backend supplies a connection per transaction (``_tx``, a DB-API cursor with ``execute``,
-``fetchone``, ``fetchall``), its placeholder style, and how it keeps the schema version; the
-queries here use ``?`` placeholders and SQL that SQLite and PostgreSQL both accept
+``fetchone``, ``fetchall``, ``rowcount``), how it keeps the schema version and which tables it
+has; the queries here use ``?`` placeholders and SQL that SQLite and PostgreSQL both accept
 (``ON CONFLICT … DO UPDATE``, ``COUNT(*) FILTER (WHERE …)``).
+
+Telegram user ids are never stored: every row carries ``HMAC-SHA256(key, user id)`` with the
+key of ``bot.storage.keys``. Question texts and votes older than the retention period are purged
+(``purge``); ``forget`` deletes everything stored about one user. Both first add what they
+delete to anonymous counters (``archived``), so ``stats`` figures survive them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, cast
 
-from bot.storage.base import LANGUAGES, AnswerRecord, Stats, Unanswered, VoteResult
+from bot.storage import keys
+from bot.storage.base import (
+    LANGUAGES,
+    AnswerRecord,
+    Forgotten,
+    Purged,
+    Stats,
+    StorageError,
+    Unanswered,
+    VoteResult,
+)
 from bot.storage.schema import MIGRATIONS, Dialect
 from bot.types import Answer, Language
+
+log = logging.getLogger(__name__)
 
 
 class Cursor(Protocol):
@@ -30,11 +47,18 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    @property
+    def rowcount(self) -> int: ...
+
 
 class SqlStorage(ABC):
     """The storage operations over any DB-API backend; see the module docstring."""
 
     dialect: Dialect
+    #: Orders rows stamped with the same time (insertion order).
+    _insertion_order: str
+    _clock: Callable[[], float] = time.time
+    _key: bytes
 
     # --- what a backend provides -------------------------------------------------------------
 
@@ -50,6 +74,14 @@ class SqlStorage(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def _user_tables(self, cur: Cursor) -> list[str]:
+        """Every table with a ``user_hash`` column (tables added later are covered too)."""
+
+    def _where(self) -> str:
+        """How messages name this database (a path, or a URL with the password masked)."""
+        return repr(self)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -82,20 +114,65 @@ class SqlStorage(ABC):
                     cur.execute(statement)
                 self._write_version(cur, number + 1)
 
-    def _load_salt(self) -> bytes:
+    def _load_key(self, configured: bytes | None, key_file: Path | None) -> bytes:
+        """The user-id key: ``configured``, else the one in ``key_file`` (generated there on
+        first use). An old SQLite database's in-database salt moves to the key file, so every
+        stored user stays linked; with another key configured its rows are unlinked instead.
+        A database written with another key is refused."""
         with self._tx() as cur:
             row = self._execute(cur, "SELECT value FROM meta WHERE key = 'salt'").fetchone()
-            if row is None:
-                salt = secrets.token_hex(32)
-                self._execute(
-                    cur,
-                    "INSERT INTO meta (key, value) VALUES ('salt', ?) ON CONFLICT (key) DO NOTHING",
-                    (salt,),
-                )
-                row = self._execute(cur, "SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        return bytes.fromhex(row[0])
-
-    _salt: bytes
+        salt = row[0] if row is not None else None
+        if configured is not None:
+            key = configured
+        elif key_file is not None:
+            try:
+                key, written = keys.read_or_create_key(key_file, salt)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot read or create the user-id key file {key_file}: {exc}; "
+                    "set BOT_USER_ID_KEY, or BOT_USER_ID_KEY_FILE to a writable path"
+                ) from exc
+            if written:
+                log.info("user-id key written to %s (mode 0600)", key_file)
+        else:
+            raise StorageError(
+                f"{self._where()} is shared by several processes, which must all hash user ids "
+                "with the same key: set BOT_USER_ID_KEY (or BOT_USER_ID_KEY_FILE) on every one"
+            )
+        check = keys.key_check(key)
+        with self._tx() as cur:
+            if salt is not None:
+                self._execute(cur, "DELETE FROM meta WHERE key = 'salt'")
+                if key != bytes.fromhex(salt):
+                    # Another key was chosen: the old hashes can no longer be matched to users.
+                    dropped = self._execute(cur, "DELETE FROM users").rowcount
+                    log.warning(
+                        "%s: its user-id salt was moved out of the database and replaced by the "
+                        "configured key; rows stored before can no longer be linked to users "
+                        "(%d language choices dropped)",
+                        self._where(),
+                        dropped,
+                    )
+                else:
+                    log.info("%s: user-id salt moved out of the database", self._where())
+            else:
+                known = self._execute(
+                    cur, "SELECT value FROM meta WHERE key = 'key_check'"
+                ).fetchone()
+                if known is not None and known[0] != check:
+                    where = f"restore {key_file}" if key_file is not None else "fix it"
+                    raise StorageError(
+                        f"{self._where()} was written with another user-id key: set "
+                        f"BOT_USER_ID_KEY (or {where}) to the key it was written with, or move "
+                        "the database away to start afresh"
+                    )
+            self._execute(
+                cur,
+                "INSERT INTO meta (key, value) VALUES ('key_check', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (check,),
+            )
+        return key
 
     @property
     def schema_version(self) -> int:
@@ -104,7 +181,7 @@ class SqlStorage(ABC):
 
     def user_hash(self, user_id: int) -> str:
         """The stored stand-in for a Telegram user id."""
-        return hmac.new(self._salt, str(user_id).encode(), hashlib.sha256).hexdigest()
+        return keys.user_hash(self._key, user_id)
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -120,7 +197,7 @@ class SqlStorage(ABC):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     answer_id,
-                    time.time(),
+                    self._clock(),
                     self.user_hash(user_id),
                     source,
                     answer.question,
@@ -183,7 +260,7 @@ class SqlStorage(ABC):
                 "INSERT INTO votes (answer_id, user_hash, vote, updated) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (answer_id, user_hash) DO UPDATE SET vote = excluded.vote,"
                 " updated = excluded.updated",
-                (answer_id, user, value, time.time()),
+                (answer_id, user, value, self._clock()),
             )
             up, down = self._execute(
                 cur,
@@ -208,7 +285,7 @@ class SqlStorage(ABC):
         (once per window). Shared by every process using this database, so running more
         replicas does not multiply a user's limit.
         """
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         user = self.user_hash(user_id)
         with self._tx() as cur:
             self._lock_user(cur, user)
@@ -276,7 +353,7 @@ class SqlStorage(ABC):
                 "INSERT INTO users (user_hash, language, updated) VALUES (?, ?, ?)"
                 " ON CONFLICT (user_hash) DO UPDATE SET language = excluded.language,"
                 " updated = excluded.updated",
-                (self.user_hash(user_id), language, time.time()),
+                (self.user_hash(user_id), language, self._clock()),
             )
 
     def get_language(self, user_id: int) -> Language | None:
@@ -289,6 +366,9 @@ class SqlStorage(ABC):
     # --- reports -----------------------------------------------------------------------------
 
     def stats(self) -> Stats:
+        """Counts over every question ever logged: the rows kept plus the ``archived`` counts of
+        those purged or forgotten. ``users`` counts a user once while any of their questions is
+        kept; one whose questions were all purged counts again on returning."""
         with self._tx() as cur:
             questions, abstained, users = self._execute(
                 cur,
@@ -300,20 +380,30 @@ class SqlStorage(ABC):
                 "SELECT COUNT(*) FILTER (WHERE vote = 1), COUNT(*) FILTER (WHERE vote = -1)"
                 " FROM votes",
             ).fetchone()
-            by_language = dict(
-                self._execute(
-                    cur,
-                    "SELECT language, COUNT(*) FROM answers GROUP BY language ORDER BY 2 DESC, 1",
+            languages: dict[str, int] = {
+                str(k): int(v)
+                for k, v in self._execute(
+                    cur, "SELECT language, COUNT(*) FROM answers GROUP BY language"
                 ).fetchall()
-            )
+            }
+            archived = {
+                str(k): int(v)
+                for k, v in self._execute(cur, "SELECT name, value FROM archived").fetchall()
+            }
+        for name, value in archived.items():
+            if name.startswith("language:"):
+                language = name.removeprefix("language:")
+                languages[language] = languages.get(language, 0) + value
+        questions = int(questions) + archived.get("questions", 0)
+        abstained = int(abstained) + archived.get("abstained", 0)
         return Stats(
-            questions=int(questions),
-            answered=int(questions) - int(abstained),
-            abstained=int(abstained),
-            users=int(users),
-            votes_up=int(up),
-            votes_down=int(down),
-            by_language={str(k): int(v) for k, v in by_language.items()},
+            questions=questions,
+            answered=questions - abstained,
+            abstained=abstained,
+            users=int(users) + archived.get("users", 0),
+            votes_up=int(up) + archived.get("votes_up", 0),
+            votes_down=int(down) + archived.get("votes_down", 0),
+            by_language=dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
         )
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:
@@ -325,12 +415,12 @@ class SqlStorage(ABC):
                 " COUNT(v.vote) FILTER (WHERE v.vote = -1) AS down,"
                 " COUNT(v.vote) FILTER (WHERE v.vote = 1) AS up"
                 " FROM answers a LEFT JOIN votes v ON v.answer_id = a.answer_id"
-                " GROUP BY a.answer_id, a.created, a.question, a.language, a.abstained,"
-                " a.citations"
+                f" GROUP BY a.answer_id, a.created, a.question, a.language, a.abstained,"
+                f" a.citations, {self._insertion_order}"
                 " HAVING a.abstained = 1"
                 " OR COUNT(v.vote) FILTER (WHERE v.vote = -1)"
                 " > COUNT(v.vote) FILTER (WHERE v.vote = 1)"
-                " ORDER BY a.created DESC, a.answer_id DESC LIMIT ?",
+                f" ORDER BY a.created DESC, {self._insertion_order} DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [
@@ -344,3 +434,93 @@ class SqlStorage(ABC):
             )
             for row in rows
         ]
+
+    # --- retention and /forget ---------------------------------------------------------------
+
+    def _archive(
+        self,
+        cur: Cursor,
+        answers: tuple[str, tuple[object, ...]],
+        votes: tuple[str, tuple[object, ...]],
+    ) -> None:
+        """Add the answers and the votes the two (WHERE clause, arguments) select to the
+        anonymous counters."""
+        counts: dict[str, int] = {}
+        where, args = answers
+        total, abstained = self._execute(
+            cur,
+            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE abstained = 1) FROM answers WHERE {where}",
+            args,
+        ).fetchone()
+        counts["questions"], counts["abstained"] = int(total), int(abstained)
+        for language, n in self._execute(
+            cur, f"SELECT language, COUNT(*) FROM answers WHERE {where} GROUP BY language", args
+        ).fetchall():
+            counts[f"language:{language}"] = int(n)
+        where, args = votes
+        up, down = self._execute(
+            cur,
+            "SELECT COUNT(*) FILTER (WHERE vote = 1), COUNT(*) FILTER (WHERE vote = -1)"
+            f" FROM votes WHERE {where}",
+            args,
+        ).fetchone()
+        counts["votes_up"], counts["votes_down"] = int(up), int(down)
+        for name, value in counts.items():
+            self._count(cur, name, value)
+
+    def _count(self, cur: Cursor, name: str, value: int) -> None:
+        if value:
+            self._execute(
+                cur,
+                "INSERT INTO archived (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = archived.value + excluded.value",
+                (name, value),
+            )
+
+    def purge(self, before: float) -> Purged:
+        """Delete the questions logged before ``before`` (a Unix time) and their votes; their
+        counts go to the ``archived`` counters first."""
+        old = "created < ?"
+        on_old = "answer_id IN (SELECT answer_id FROM answers WHERE created < ?)"
+        with self._tx() as cur:
+            self._archive(cur, (old, (before,)), (on_old, (before,)))
+            (leaving,) = self._execute(
+                cur,
+                "SELECT COUNT(DISTINCT user_hash) FROM answers WHERE created < ? AND user_hash"
+                " NOT IN (SELECT user_hash FROM answers WHERE created >= ?)",
+                (before, before),
+            ).fetchone()
+            self._count(cur, "users", int(leaving))
+            votes = self._execute(cur, f"DELETE FROM votes WHERE {on_old}", (before,)).rowcount
+            questions = self._execute(cur, f"DELETE FROM answers WHERE {old}", (before,)).rowcount
+        return Purged(questions=questions, votes=votes)
+
+    def forget(self, user_id: int) -> Forgotten:
+        """Delete every row about ``user_id`` (questions, votes, language, any other table keyed
+        by the user); the answers' counts (and the votes others gave them) are archived first.
+        Returns how many rows of each table went."""
+        user = self.user_hash(user_id)
+        touching = (
+            "user_hash = ? OR answer_id IN (SELECT answer_id FROM answers WHERE user_hash = ?)"
+        )
+        with self._tx() as cur:
+            self._archive(cur, ("user_hash = ?", (user,)), (touching, (user, user)))
+            asked = self._execute(
+                cur, "SELECT 1 FROM answers WHERE user_hash = ? LIMIT 1", (user,)
+            ).fetchone()
+            self._count(cur, "users", 1 if asked else 0)
+            self._execute(
+                cur,
+                "DELETE FROM votes WHERE answer_id IN"
+                " (SELECT answer_id FROM answers WHERE user_hash = ?) AND user_hash != ?",
+                (user, user),
+            )
+            deleted: dict[str, int] = {}
+            order = {"votes": 0, "answers": 1}  # votes reference answers
+            for table in sorted(self._user_tables(cur), key=lambda t: order.get(t, 2)):
+                n = self._execute(
+                    cur, f'DELETE FROM "{table}" WHERE user_hash = ?', (user,)
+                ).rowcount
+                if n:
+                    deleted[table] = n
+        return Forgotten(deleted)

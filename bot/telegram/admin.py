@@ -11,6 +11,7 @@ import time
 from telegram import Update
 
 from bot.answers.texts import t
+from bot.search.textproc import parse_number
 from bot.telegram.send import reply_html, reply_text
 from bot.telegram.state import (
     Context,
@@ -29,7 +30,7 @@ async def _admin(update: Update, context: Context, command: str) -> Language | N
     """The admin's language, or None after refusing a non-admin (the attempt is logged)."""
     state = state_of(context)
     user = update.effective_user
-    language = language_of(state, user)
+    language = await language_of(state, user)
     if user is not None and user.id in state.settings.admin_ids:
         return language
     who = state.db.user_hash(user.id)[:12] if user is not None else "anonymous"
@@ -70,7 +71,8 @@ async def cmd_stats(update: Update, context: Context) -> None:
     language = await _admin(update, context, "stats")
     if language is None:
         return
-    stats = state_of(context).db.stats()
+    state = state_of(context)
+    stats = await state.off_loop(state.db.stats)
     languages = ", ".join(f"{k} {v}" for k, v in stats.by_language.items()) or "-"
     text = t(
         "tg_stats",
@@ -91,8 +93,10 @@ async def cmd_unanswered(update: Update, context: Context) -> None:
     if language is None:
         return
     arg = args_text(context)
-    limit = int(arg) if arg.isdigit() and 0 < int(arg) <= 50 else 10
-    rows = state_of(context).db.unanswered(limit)
+    number = parse_number(arg)
+    limit = number if number is not None and 0 < number <= 50 else 10
+    state = state_of(context)
+    rows = await state.off_loop(state.db.unanswered, limit)
     if not rows:
         await reply_text(update, context, t("tg_unanswered_empty", language))
         return

@@ -1,9 +1,11 @@
 """Wiring of the Telegram bot: the python-telegram-bot ``Application``, its handlers, start-up
-and shutdown, polling or webhook, and the token kept out of every log line.
+and shutdown, and the token kept out of every log line.
 
 The model and index are loaded once in ``post_init`` (or passed in, for tests) and kept, with the
 storage, in a ``BotState`` in ``application.bot_data`` (``bot.telegram.state``); the handlers live
-in ``bot.telegram.handlers`` and ``bot.telegram.admin``.
+in ``bot.telegram.handlers``, ``bot.telegram.admin`` and ``bot.telegram.privacy``. Every request
+goes through ``bot.telegram.send.ReliableSender`` (throttling and retries); updates are fetched
+and handled by ``bot.telegram.runtime`` (polling or webhook, order per chat, graceful stop).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from urllib.parse import urlparse
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -50,10 +51,16 @@ from bot.telegram.handlers import (
     on_text,
     on_unknown_command,
 )
-from bot.telegram.state import BotState, UserRateLimiter, load_errors, load_retriever
+from bot.telegram.privacy import cmd_forget, cmd_privacy
+from bot.telegram.runtime import serve_until_signal
+from bot.telegram.send import ReliableSender, RetryPolicy
+from bot.telegram.state import BotState, load_errors, load_retriever
 from bot.types import Language
 
 log = logging.getLogger(__name__)
+
+#: Storage threads for a PostgreSQL backend (its pool holds up to 8 connections).
+STORAGE_WORKERS = 4
 
 
 MENU = (
@@ -63,10 +70,9 @@ MENU = (
     ("term", "tg_cmd_term"),
     ("complaint", "tg_cmd_complaint"),
     ("lang", "tg_cmd_lang"),
+    ("privacy", "tg_cmd_privacy"),
+    ("forget", "tg_cmd_forget"),
 )
-
-
-SEND_RETRIES = 3  # AIORateLimiter retries after a 429 (it waits retry_after each time)
 
 
 async def _set_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -88,7 +94,17 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
         log.info("model and index loaded in %.1f s", time.monotonic() - started)
     state.loaded_at = time.time()
     if state.storage is None:
-        state.storage = open_storage(state.settings)
+        opened = await asyncio.to_thread(open_storage, state.settings)
+        # PostgreSQL's pool serves several threads; SQLite's one connection, one.
+        state.use_storage(opened, STORAGE_WORKERS if opened.dialect == "postgres" else 1)
+    storage = state.db
+    sender = application.bot.rate_limiter
+    if isinstance(sender, ReliableSender):  # private chats are named by the user-id hash
+        sender.chat_label = lambda chat: (
+            f"user {storage.user_hash(chat)[:12]}"
+            if isinstance(chat, int) and chat > 0
+            else f"chat {chat}"
+        )
     await _set_commands(application)
     log.info("bot @%s ready", application.bot.username)
 
@@ -98,30 +114,34 @@ async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any])
     if state.storage is not None:
         state.storage.close()
         state.storage = None
+    state.storage_thread.shutdown(wait=False)
 
 
 def build_application(
-    settings: Settings, retriever: RetrieverLike | None = None
+    settings: Settings,
+    retriever: RetrieverLike | None = None,
+    *,
+    retry: RetryPolicy | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """The configured Application; model/index/storage are loaded in its ``post_init``.
 
-    Started by ``run_polling``/``run_webhook`` that happens by itself; when starting it by hand
-    (tests), call ``await app.post_init(app)`` after ``initialize()``.
+    Run it with ``bot.telegram.runtime.running`` (which calls ``post_init``); ``retry`` is how
+    hard the sender tries a request Telegram did not take.
     """
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         raise ValueError("BOT_TELEGRAM_TOKEN is not set; get a token from @BotFather")
+    sender = ReliableSender(retry, overall_rate=settings.send_rate_limit)
     application = (
         ApplicationBuilder()
         .token(settings.telegram_token.get_secret_value())
         .base_url(settings.telegram_api_url)
-        .rate_limiter(AIORateLimiter(max_retries=SEND_RETRIES))
+        .rate_limiter(sender)
+        .updater(None)  # bot.telegram.runtime fetches the updates
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["state"] = BotState(
-        settings=settings, retriever=retriever, limiter=UserRateLimiter(settings.user_rate_limit)
-    )
+    application.bot_data["state"] = BotState(settings=settings, retriever=retriever)
     messages = filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE
     application.add_handlers(
         [
@@ -131,6 +151,8 @@ def build_application(
             CommandHandler("term", cmd_term),
             CommandHandler("complaint", cmd_complaint),
             CommandHandler("lang", cmd_lang),
+            CommandHandler("privacy", cmd_privacy),
+            CommandHandler("forget", cmd_forget),
             # block=False: loading takes seconds and other updates are answered meanwhile
             CommandHandler("reload", cmd_reload, block=False),
             CommandHandler("stats", cmd_stats),
@@ -195,33 +217,32 @@ def run(settings: Settings) -> int:
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     application = build_application(settings)
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    secret = None
+    if settings.webhook_url:
+        secret = (
+            settings.webhook_secret.get_secret_value()
+            if settings.webhook_secret is not None
+            else secrets.token_urlsafe(32)  # unguessable even if the operator set none
+        )
+        path = urlparse(settings.webhook_url).path.lstrip("/")
+        log.info(
+            "webhook mode: listening on %s:%d/%s",
+            settings.webhook_listen,
+            settings.webhook_port,
+            path,
+        )
+    else:
+        log.info("long polling %s", _host(settings))
     try:
-        if settings.webhook_url:
-            secret = (
-                settings.webhook_secret.get_secret_value()
-                if settings.webhook_secret is not None
-                else secrets.token_urlsafe(32)  # unguessable even if the operator set none
-            )
-            path = urlparse(settings.webhook_url).path.lstrip("/")
-            log.info(
-                "webhook mode: listening on %s:%d/%s",
-                settings.webhook_listen,
-                settings.webhook_port,
-                path,
-            )
-            application.run_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path=path,
-                webhook_url=settings.webhook_url,
-                secret_token=secret,
+        asyncio.run(
+            serve_until_signal(
+                application,
+                settings,
                 allowed_updates=Update.ALL_TYPES,
-                stop_signals=stop_signals,
+                webhook_secret=secret,
+                signals=(signal.SIGINT, signal.SIGTERM),
             )
-        else:
-            log.info("long polling %s", _host(settings))
-            application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=stop_signals)
+        )
     except InvalidToken:
         log.error("Telegram rejected the bot token: check BOT_TELEGRAM_TOKEN (from @BotFather)")
         return 1

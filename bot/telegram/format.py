@@ -22,6 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 from bot.answers.compose import KnowledgeLike as AnswerKnowledge
 from bot.answers.language import LANGUAGES, detect_language, parse_language
 from bot.answers.texts import t
+from bot.search.textproc import parse_number
 from bot.telegram import texts as _registered  # noqa: F401  (registers the tg_ strings)
 from bot.types import Answer, Item, Language, Retrieval
 
@@ -357,7 +358,8 @@ def examples_keyboard(language: Language) -> InlineKeyboardMarkup:
 
 
 def example_question(n: str, language: Language) -> str | None:
-    return t(f"tg_example_{n}", language) if n.isdigit() and int(n) < EXAMPLES else None
+    number = parse_number(n)
+    return t(f"tg_example_{number}", language) if number is not None and number < EXAMPLES else None
 
 
 def lang_keyboard() -> InlineKeyboardMarkup:

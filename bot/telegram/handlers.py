@@ -1,8 +1,9 @@
 """The handlers users reach: commands, free text, buttons, inline mode, and the error handler.
 
-Each parses the update, calls ``bot.answers.compose.answer`` in a worker thread (encoding the
-question is CPU-bound), formats with ``bot.telegram.format`` and replies through
-``bot.telegram.send``.
+Each parses the update, calls ``bot.answers.compose.answer`` through the application's
+``AnswerBatcher`` (in a worker thread, batched with questions that arrive meanwhile: encoding is
+CPU-bound), formats with ``bot.telegram.format`` and replies through ``bot.telegram.send``.
+Storage calls run in the storage thread (``BotState.off_loop``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot.answers.compose import answer, item_answer
 from bot.answers.texts import t
+from bot.telegram.batching import Precomputed
 from bot.telegram.format import (
     RetrieverLike,
     addressed_text,
@@ -36,7 +38,7 @@ from bot.telegram.format import (
     terms_keyboard,
     toc_keyboard,
 )
-from bot.telegram.send import NO_PREVIEW, reply_html, reply_text, send_html
+from bot.telegram.send import NO_PREVIEW, Undelivered, reply_html, reply_text, send_html
 from bot.telegram.state import (
     BotState,
     Context,
@@ -70,10 +72,12 @@ async def _answer_and_send(
     """The core: answer ``question`` in a thread, log it, send it with its keyboard."""
     state = state_of(context)
     retriever = state.ready_retriever  # one reference for the whole answer, even during /reload
-    result = await asyncio.to_thread(answer, question, retriever, language=language)
+    result = await state.answers.answer(question, retriever, language=language)
     answer_id = None
     if result.intent != "empty":
-        answer_id = state.db.log_answer(user_key(update), result, source=source)
+        answer_id = await state.off_loop(
+            state.db.log_answer, user_key(update), result, source=source
+        )
     knowledge = retriever.knowledge
     text = render_html(result, knowledge)
     if note:
@@ -88,12 +92,12 @@ async def _answer_and_send(
     message = update.effective_message if update.callback_query is None else None
     quote = message is not None and (is_group(update) or source == "edit")
     reply_to = message.message_id if message is not None and quote else None
-    await send_html(context, target, text, keyboard, reply_to)
+    await send_html(context, target, text, keyboard, reply_to, answer_id=answer_id)
     return result
 
 
 async def _rate_limited(update: Update, context: Context, language: Language) -> bool:
-    allowed, notify = state_of(context).limiter.check(user_key(update))
+    allowed, notify = await state_of(context).rate_limit(user_key(update))
     if allowed:
         return False
     log.info("rate limit reached by a user; request dropped")
@@ -112,7 +116,7 @@ async def _ask(update: Update, context: Context, question: str, *, source: str) 
     state = state_of(context)
     limit = state.settings.max_question_chars
     question, was_cut = cut_question(question, limit)
-    language = language_of(state, update.effective_user, question)
+    language = await language_of(state, update.effective_user, question)
     if not question:
         await _send_help(update, context, language)
         return
@@ -135,7 +139,7 @@ async def _send_help(update: Update, context: Context, language: Language) -> No
 
 async def cmd_start(update: Update, context: Context) -> None:
     state = state_of(context)
-    language = language_of(state, update.effective_user)
+    language = await language_of(state, update.effective_user)
     text = f"<b>{html.escape(t('help.title', language))}</b>\n\n"
     if is_group(update):
         text += f"<i>{html.escape(t('tg_group_hint', language))}</i>\n\n"
@@ -146,13 +150,13 @@ async def cmd_start(update: Update, context: Context) -> None:
 
 
 async def cmd_help(update: Update, context: Context) -> None:
-    await _send_help(update, context, language_of(state_of(context), update.effective_user))
+    await _send_help(update, context, await language_of(state_of(context), update.effective_user))
 
 
 async def cmd_clause(update: Update, context: Context) -> None:
     state = state_of(context)
     arg = args_text(context)
-    language = language_of(state, update.effective_user, arg)
+    language = await language_of(state, update.effective_user, arg)
     if arg:
         await _ask(update, context, f"/clause {arg}", source="command")
         return
@@ -166,20 +170,20 @@ async def cmd_term(update: Update, context: Context) -> None:
     if arg:
         await _ask(update, context, arg, source="command")
         return
-    language = language_of(state, update.effective_user)
+    language = await language_of(state, update.effective_user)
     keyboard = terms_keyboard(state.ready_retriever.knowledge, language)
     await reply_html(update, context, html.escape(t("tg_terms_intro", language)), keyboard)
 
 
 async def cmd_complaint(update: Update, context: Context) -> None:
-    language = language_of(state_of(context), update.effective_user)
+    language = await language_of(state_of(context), update.effective_user)
     if await _rate_limited(update, context, language):
         return
     await _answer_and_send(update, context, "/complaint", language, source="command")
 
 
 async def cmd_lang(update: Update, context: Context) -> None:
-    language = language_of(state_of(context), update.effective_user)
+    language = await language_of(state_of(context), update.effective_user)
     await reply_html(update, context, html.escape(t("tg_lang_prompt", language)), lang_keyboard())
 
 
@@ -218,7 +222,7 @@ async def on_other(update: Update, context: Context) -> None:
         return
     if is_group(update) and not replies_to_bot(message, context.bot.id):
         return
-    language = language_of(state_of(context), update.effective_user)
+    language = await language_of(state_of(context), update.effective_user)
     await reply_text(update, context, t("tg_non_text", language))
 
 
@@ -229,7 +233,7 @@ async def on_callback(update: Update, context: Context) -> None:
         return
     state = state_of(context)
     user = query.from_user
-    chosen = state.db.get_language(user.id)
+    chosen = await state.off_loop(state.db.get_language, user.id)
     fallback = resolve_language(chosen, user.language_code)
     data = parse_callback(query.data if isinstance(query.data, str) else None)
     knowledge = state.ready_retriever.knowledge
@@ -239,8 +243,12 @@ async def on_callback(update: Update, context: Context) -> None:
     chat_id = query.message.chat.id if query.message is not None else user.id
 
     if data.kind == "vote":
-        record = state.db.get_answer(data.arg)
-        result = state.db.vote(data.arg, user.id, data.vote) if record is not None else None
+        record = await state.off_loop(state.db.get_answer, data.arg)
+        result = (
+            await state.off_loop(state.db.vote, data.arg, user.id, data.vote)
+            if record is not None
+            else None
+        )
         if record is None or result is None:
             await query.answer(t("tg_expired", fallback), show_alert=True)
             return
@@ -258,7 +266,7 @@ async def on_callback(update: Update, context: Context) -> None:
 
     if data.kind == "lang":
         language = cast(Language, data.language)
-        state.db.set_language(user.id, language)
+        await state.off_loop(state.db.set_language, user.id, language)
         await query.answer(t("tg_lang_set", language))
         if query.message is not None:
             try:
@@ -314,12 +322,15 @@ async def on_inline(update: Update, context: Context) -> None:
         return
     state = state_of(context)
     text, _ = cut_question(query.query, state.settings.max_question_chars)
-    if not text or not state.limiter.check(query.from_user.id)[0]:
+    if not text or not (await state.rate_limit(query.from_user.id))[0]:
         await query.answer([], cache_time=5, is_personal=True)
         return
-    language = language_of(state, query.from_user, text)
+    language = await language_of(state, query.from_user, text)
     retriever = state.ready_retriever
-    items = await asyncio.to_thread(_inline_items, retriever, text)
+    # the search is batched with the questions being answered; the rest needs no model
+    retrieval = await state.answers.search(text, retriever, k=INLINE_RESULTS)
+    view = Precomputed(retriever, {(text, INLINE_RESULTS): retrieval})
+    items = await asyncio.to_thread(_inline_items, view, text)
     knowledge = retriever.knowledge
     results = []
     for item in items:
@@ -342,12 +353,14 @@ async def on_inline(update: Update, context: Context) -> None:
 async def on_error(update: object, context: Context) -> None:
     """The one error handler: log (with traceback), tell the user, keep running."""
     error = context.error
+    if isinstance(error, Undelivered):  # already logged by the sender, with chat and answer id
+        return
     if isinstance(error, Forbidden):  # the user blocked the bot, or it left the group
         log.info("Telegram refused a message: %s", error)
         return
     if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
-        # Includes TimedOut and Telegram 5xx: transient, PTB retries polling by itself.
-        log.warning("network problem talking to Telegram (will retry): %s", error)
+        # Includes TimedOut and Telegram 5xx outside the sender (which retries its own).
+        log.warning("network problem talking to Telegram: %s", error)
         return
     log.error("error while handling an update", exc_info=error)
     if not isinstance(update, Update):
@@ -355,7 +368,7 @@ async def on_error(update: object, context: Context) -> None:
     state = context.bot_data.get("state")
     language: Language = "zh-Hans"
     if isinstance(state, BotState) and state.storage is not None:
-        language = language_of(state, update.effective_user)
+        language = await language_of(state, update.effective_user)
     if update.callback_query is not None:
         try:
             await update.callback_query.answer(t("tg_error", language), show_alert=True)

@@ -1,19 +1,25 @@
-"""What the handlers share: the application state (retriever, storage, per-user limiter) in
+"""What the handlers share: the application state (retriever, storage, answer batcher) in
 ``application.bot_data["state"]``, and small readers of an update (who, which chat, which
 language).
 
 ``/reload`` swaps ``BotState.retriever`` in one assignment, so answers in flight keep the one
 they started with.
+
+Storage calls run off the event loop, in worker threads of their own
+(``await state.off_loop(state.db.vote, ...)``): one for SQLite, whose one connection is
+serialised anyway, a few for PostgreSQL's connection pool; the loop never waits for a disk or
+the network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
-from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import ParamSpec, TypeVar, cast
 
 from telegram import Update, User
 from telegram.constants import ChatType
@@ -21,43 +27,19 @@ from telegram.ext import ContextTypes
 
 from bot.settings import Settings
 from bot.storage.base import Storage
+from bot.telegram.batching import AnswerBatcher
 from bot.telegram.format import RetrieverLike, resolve_language
 from bot.types import Language
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 Context = ContextTypes.DEFAULT_TYPE
 
 
 RATE_WINDOW = 60.0  # seconds; settings.user_rate_limit is per this window
-
-
-class UserRateLimiter:
-    """At most ``limit`` requests per user per ``window`` seconds (a sliding window).
-
-    ``check`` says whether to serve the request and, when not, whether to send the notice
-    (once per window, so a flood does not get a flood of notices back).
-    """
-
-    def __init__(self, limit: int, window: float = RATE_WINDOW) -> None:
-        self.limit = limit
-        self.window = window
-        self._seen: dict[int, deque[float]] = {}
-        self._noticed: dict[int, float] = {}
-
-    def check(self, key: int, now: float | None = None) -> tuple[bool, bool]:
-        now = time.monotonic() if now is None else now
-        times = self._seen.setdefault(key, deque())
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if len(times) < self.limit:
-            times.append(now)
-            return True, False
-        noticed = self._noticed.get(key)
-        notify = noticed is None or now - noticed >= self.window
-        if notify:
-            self._noticed[key] = now
-        return False, notify
 
 
 @dataclass
@@ -67,9 +49,33 @@ class BotState:
     settings: Settings
     retriever: RetrieverLike | None = None
     storage: Storage | None = None
-    limiter: UserRateLimiter = field(default_factory=lambda: UserRateLimiter(20))
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaded_at: float = 0.0
+    answers: AnswerBatcher = field(default_factory=AnswerBatcher)
+    storage_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="storage")
+    )
+
+    def use_storage(self, storage: Storage, workers: int = 1) -> None:
+        """Serve from ``storage`` with ``workers`` storage threads."""
+        self.storage = storage
+        if workers != self.storage_thread._max_workers:
+            self.storage_thread.shutdown(wait=False)
+            self.storage_thread = ThreadPoolExecutor(workers, thread_name_prefix="storage")
+
+    async def off_loop(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``call(*args, **kwargs)`` (a storage method) in the storage thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.storage_thread, functools.partial(call, *args, **kwargs)
+        )
+
+    async def rate_limit(self, key: int) -> tuple[bool, bool]:
+        """(allowed, notify) for one more request of the user (or chat) ``key``: at most
+        ``BOT_USER_RATE_LIMIT`` a minute. The window is in storage, so every replica sharing
+        it counts against the same limit."""
+        limit = self.settings.user_rate_limit
+        return await self.off_loop(self.db.rate_limit, key, limit, RATE_WINDOW)
 
     @property
     def ready_retriever(self) -> RetrieverLike:
@@ -113,8 +119,8 @@ def user_key(update: Update) -> int:
     return chat.id if chat is not None else 0
 
 
-def language_of(state: BotState, user: User | None, text: str = "") -> Language:
-    chosen = state.db.get_language(user.id) if user is not None else None
+async def language_of(state: BotState, user: User | None, text: str = "") -> Language:
+    chosen = await state.off_loop(state.db.get_language, user.id) if user is not None else None
     return resolve_language(chosen, user.language_code if user else None, text)
 
 

@@ -16,6 +16,8 @@ ZH_HANS = {
     "tg_cmd_term": "名词解释",
     "tg_cmd_complaint": "客户投诉指引",
     "tg_cmd_lang": "选择回复语言",
+    "tg_cmd_privacy": "隐私：保存了什么、保存多久",
+    "tg_cmd_forget": "删除与我有关的全部记录",
     # --- start / help -----------------------------------------------------------------------
     "tg_examples_title": "试试这些问题：",
     "tg_example_0": "合同有效期多久？",
@@ -27,7 +29,8 @@ ZH_HANS = {
         "/clause 3.2 — 查看条款（不带编号则显示目录）\n"
         "/term 违约金 — 名词解释\n"
         "/complaint — 客户投诉指引\n"
-        "/lang — 选择回复语言"
+        "/lang — 选择回复语言\n"
+        "/privacy — 隐私说明；/forget — 删除我的记录"
     ),
     "tg_group_hint": "在群组中，请 @我 或回复我的消息来提问。",
     # --- buttons ----------------------------------------------------------------------------
@@ -76,6 +79,31 @@ ZH_HANS = {
     "tg_unanswered_empty": "目前没有未能回答或被点 👎 的问题。",
     "tg_unanswered_abstained": "无法回答",
     "tg_unanswered_downvoted": "👎 {n}",
+    # --- privacy ----------------------------------------------------------------------------
+    "tg_privacy": (
+        "隐私说明\n\n"
+        "保存的内容：\n"
+        "• 您的提问和回答概要（问题原文、语言、引用的条款、是否能回答），用于让回答下方的按钮在"
+        "重启后仍然可用，并帮助管理员改进知识库；\n"
+        "• 您对回答的 👍 / 👎 反馈；\n"
+        "• 您用 /lang 选择的回复语言。\n\n"
+        "不保存您的 Telegram 用户编号、姓名或用户名：每条记录只带一个用密钥算出的代号，密钥不在"
+        "数据库里，仅凭数据库无法认出您。\n\n"
+        "保存多久：{kept}\n\n"
+        "发送 /forget 可立即删除与您有关的全部记录。"
+    ),
+    "tg_privacy_days": (
+        "提问和反馈在 {days} 天后自动删除，只留下不含内容的统计数字；语言选择保留到您删除为止。"
+    ),
+    "tg_privacy_forever": "提问、反馈和语言选择一直保存，直到您删除。",
+    "tg_forget_done": (
+        "已删除与您有关的全部记录：\n{deleted}\n\n以后的新提问会照常记录（见 /privacy）。"
+    ),
+    "tg_forget_nothing": "没有保存与您有关的记录。",
+    "tg_forget_answers": "• 提问 {n} 条",
+    "tg_forget_votes": "• 反馈 {n} 条",
+    "tg_forget_users": "• 语言选择",
+    "tg_forget_other": "• 其他记录 {n} 条",
 }
 
 EN = {
@@ -85,6 +113,8 @@ EN = {
     "tg_cmd_term": "Glossary",
     "tg_cmd_complaint": "How to make a complaint",
     "tg_cmd_lang": "Choose the reply language",
+    "tg_cmd_privacy": "Privacy: what is stored, for how long",
+    "tg_cmd_forget": "Delete everything stored about me",
     "tg_examples_title": "Try these questions:",
     "tg_example_0": "How long is the agreement valid?",
     "tg_example_1": "When must Party A pay?",
@@ -95,7 +125,8 @@ EN = {
         "/clause 3.2 — read a clause (without a number: the table of contents)\n"
         "/term penalty — glossary\n"
         "/complaint — how to make a complaint\n"
-        "/lang — choose the reply language"
+        "/lang — choose the reply language\n"
+        "/privacy — what is stored; /forget — delete my data"
     ),
     "tg_group_hint": "In groups, mention me or reply to my message to ask.",
     "tg_btn_fulltext": "📄 Text of {label}",
@@ -145,6 +176,36 @@ EN = {
     "tg_unanswered_empty": "No unanswered or 👎 questions so far.",
     "tg_unanswered_abstained": "abstained",
     "tg_unanswered_downvoted": "👎 {n}",
+    "tg_privacy": (
+        "Privacy\n\n"
+        "What is stored:\n"
+        "• your questions and a summary of the answers (the question, its language, the clauses "
+        "cited, whether it could be answered), so that the buttons under an answer keep working "
+        "after a restart and the administrators can improve the knowledge;\n"
+        "• your 👍 / 👎 feedback on answers;\n"
+        "• the reply language you chose with /lang.\n\n"
+        "Your Telegram user id, name and username are not stored: each record carries only a code "
+        "computed with a key that is not in the database, so the database alone does not tell "
+        "who you are.\n\n"
+        "For how long: {kept}\n\n"
+        "Send /forget to delete everything stored about you now."
+    ),
+    "tg_privacy_days": (
+        "questions and feedback are deleted after {days} days, leaving only counts with no "
+        "content; your language choice is kept until you delete it."
+    ),
+    "tg_privacy_forever": (
+        "questions, feedback and your language choice are kept until you delete them."
+    ),
+    "tg_forget_done": (
+        "Deleted everything stored about you:\n{deleted}\n\n"
+        "New questions will be stored as usual (see /privacy)."
+    ),
+    "tg_forget_nothing": "Nothing was stored about you.",
+    "tg_forget_answers": "• {n} questions",
+    "tg_forget_votes": "• {n} votes",
+    "tg_forget_users": "• your language choice",
+    "tg_forget_other": "• {n} other records",
 }
 
 ZH_HANT_OVERRIDES = {

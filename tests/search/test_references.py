@@ -161,3 +161,24 @@ def test_a_number_inside_an_ordinary_question_is_no_reference(text: str) -> None
 )
 def test_zh_number(text: str, value: int | None) -> None:
     assert zh_number(text) == value
+
+
+@pytest.mark.parametrize("digit", ["፩", "𐩀", "²", "①", "٣", "१"])
+def test_digits_of_other_scripts_never_break_a_lookup(digit: str) -> None:
+    for text in (
+        f"/clause {digit}",
+        f"/section {digit}",
+        f"/clause {digit}.{digit}",
+        f"第{digit}条",
+        f"第{digit}.{digit}条",
+        f"clause {digit}.2",
+        f"{digit}.{digit}条讲的啥",
+        f"section {digit}",
+    ):
+        parse_reference(text, TOY)  # no exception
+        assert zh_number(digit) in (None, 1, 2)
+
+
+def test_full_width_digits_are_digits() -> None:
+    assert parse_reference("/clause ３.２", TOY) == Reference("clause", ("3.2",))
+    assert parse_reference("第５条", TOY) == parse_reference("第5条", TOY) is not None

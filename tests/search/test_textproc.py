@@ -162,3 +162,36 @@ def test_speller_corrects_typos_against_the_vocabulary(text: str, expected: str)
 
 def test_typo_budget_grows_with_length() -> None:
     assert [typo_budget(w) for w in ("fee", "renew", "payment", "liquidated")] == [0, 1, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("7", 7),
+        (" 42 ", 42),
+        ("３", 3),  # full-width
+        ("²", 2),  # superscript (NFKC)
+        ("①", 1),  # circled (NFKC)
+        ("007", 7),
+        ("፩", None),  # Ethiopic: isdigit() but int() raises
+        ("𐩀", None),  # Kharoshthi: the same
+        ("٣", None),  # Arabic-Indic: int() reads it, but users mean no number by it here
+        ("१", None),
+        ("-1", None),
+        ("1.5", None),
+        ("", None),
+        ("9" * 10, None),  # more digits than a user means (int() refuses thousands)
+    ],
+)
+def test_parse_number_reads_ascii_digits_only(text: str, value: int | None) -> None:
+    assert textproc.parse_number(text) == value
+
+
+def test_parse_number_never_raises_on_any_digit_character() -> None:
+    import sys
+
+    digits = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isdigit()]
+    assert len(digits) > 500
+    for digit in digits:
+        value = textproc.parse_number(digit)
+        assert value is None or 0 <= value <= 9

@@ -1,5 +1,6 @@
 """What only the PostgreSQL backend does: the password never shows (repr, errors), replicas
-starting together migrate once, and a database from a newer bot is refused."""
+starting together migrate once, every replica must be given the same user-id key, and a
+database from a newer bot is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from bot.storage.postgres import PostgresStorage, mask_url
 from bot.storage.schema import SCHEMA_VERSION
 from tests.servers import Postgres
 
+KEY = b"the key every replica shares"
+
 
 def test_mask_url() -> None:
     assert mask_url("postgresql://bot:s3cr%40t@db:5432/bot") == "postgresql://bot:***@db:5432/bot"
@@ -21,14 +24,14 @@ def test_mask_url() -> None:
 
 def test_password_is_never_shown(postgres: Postgres) -> None:
     url = postgres.create_database("masked")
-    storage = PostgresStorage(url, pool_max=1)
+    storage = PostgresStorage(url, KEY, pool_max=1)
     try:
         assert postgres.password not in repr(storage)
     finally:
         storage.close()
     wrong = url.replace(postgres.password, postgres.password + "x")
     with pytest.raises(StorageError) as info:
-        PostgresStorage(wrong, pool_max=1)
+        PostgresStorage(wrong, KEY, pool_max=1)
     message = str(info.value)
     assert "BOT_STORAGE_URL" in message and postgres.password not in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -41,7 +44,7 @@ def test_concurrent_replicas_migrate_once(postgres: Postgres) -> None:
 
     def start() -> None:
         try:
-            opened.append(PostgresStorage(url, pool_max=1))
+            opened.append(PostgresStorage(url, KEY, pool_max=1))
         except BaseException as exc:
             errors.append(exc)
 
@@ -64,8 +67,15 @@ def test_concurrent_replicas_migrate_once(postgres: Postgres) -> None:
 
 def test_newer_schema_is_refused(postgres: Postgres) -> None:
     url = postgres.create_database("newer")
-    PostgresStorage(url, pool_max=1).close()
+    PostgresStorage(url, KEY, pool_max=1).close()
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
     with pytest.raises(StorageError, match="newer than this bot"):
+        PostgresStorage(url, KEY, pool_max=1)
+
+
+def test_a_shared_key_is_required(postgres: Postgres) -> None:
+    """A key file generated per process would hash each user differently on each replica."""
+    url = postgres.create_database("keyless")
+    with pytest.raises(StorageError, match="BOT_USER_ID_KEY"):
         PostgresStorage(url, pool_max=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.base import Storage
+from bot.storage.base import Storage, StorageError
 from bot.storage.schema import SCHEMA_VERSION
 from bot.types import Answer, Citation
 
@@ -24,9 +24,23 @@ _databases = itertools.count(1)
 @dataclass
 class Backend:
     name: str
-    reopen: Callable[[], Storage]
-    other: Callable[[], Storage]
+    #: opens the test's database; keyword arguments ``key`` and ``clock`` as the backends take
+    reopen: Callable[..., Storage]
+    other: Callable[..., Storage]
     dump: Callable[[], str]  # every stored value as text, to look for what must not be there
+    execute: Callable[[str], None]  # raw SQL on the test's database
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+#: PostgreSQL never generates a key (replicas must share one): the tests configure it.
+KEY = b"test key shared by every replica"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,11 +57,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         from bot.storage.sqlite import SqliteStorage
 
         path = tmp_path / "bot.sqlite3"
+
+        def execute(sql: str) -> None:
+            with sqlite3.connect(path) as db:
+                db.execute(sql)
+
         yield Backend(
             "sqlite",
-            lambda: keep(SqliteStorage(path)),
-            lambda: keep(SqliteStorage(tmp_path / "other.sqlite3")),
+            lambda **kw: keep(SqliteStorage(path, **kw)),
+            lambda **kw: keep(SqliteStorage(tmp_path / "other.sqlite3", **kw)),
             lambda: "\n".join(sqlite3.connect(path).iterdump()),
+            execute,
         )
     else:
         import psycopg
@@ -70,12 +90,18 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
                     repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"')
                 )
 
-        yield Backend(
-            "postgres",
-            lambda: keep(PostgresStorage(url, pool_max=2)),
-            lambda: keep(PostgresStorage(other_url, pool_max=2)),
-            dump,
-        )
+        def execute(sql: str) -> None:
+            with psycopg.connect(url) as conn:
+                conn.execute(sql)
+
+        def opener(target: str) -> Callable[..., Storage]:
+            def open_it(**kw: object) -> Storage:
+                kw.setdefault("key", KEY)
+                return keep(PostgresStorage(target, pool_max=2, **kw))  # type: ignore[arg-type]
+
+            return open_it
+
+        yield Backend("postgres", opener(url), opener(other_url), dump, execute)
     for storage in opened:
         storage.close()
 
@@ -103,8 +129,9 @@ def test_raw_user_ids_are_never_stored(backend: Backend) -> None:
     storage.vote(answer_id, user_id, -1)
     dump = backend.dump()
     assert "合同有效期多久" in dump and str(user_id) not in dump
-    # a second database hashes the same user differently (per-database salt)
-    assert backend.other().user_hash(user_id) != backend.reopen().user_hash(user_id)
+    # a database with another key hashes the same user differently
+    other = backend.other(key=b"another key")
+    assert other.user_hash(user_id) != backend.reopen().user_hash(user_id)
 
 
 def test_answer_records_survive_reopen(backend: Backend) -> None:
@@ -187,3 +214,81 @@ def test_reload_requests_reach_every_process(backend: Backend) -> None:
     assert a.request_reload() == 1
     assert b.reload_generation() == 1
     assert b.request_reload() == 2 and a.reload_generation() == 2
+
+
+# --- the user-id key ---------------------------------------------------------------------
+
+
+def test_the_key_is_not_in_the_database(backend: Backend) -> None:
+    storage = backend.reopen(key=b"operator key")
+    storage.log_answer(42, _answer("q"))
+    storage.set_language(42, "en")
+    dump = backend.dump()
+    assert "operator key" not in dump and b"operator key".hex() not in dump
+    assert "salt" not in dump
+    # another database with the same key: the same users (replicas, or a restore)
+    assert backend.other(key=b"operator key").user_hash(42) == storage.user_hash(42)
+
+
+def test_a_wrong_key_is_refused_with_the_fix(backend: Backend) -> None:
+    backend.reopen(key=b"the right key").close()
+    with pytest.raises(StorageError, match=r"another user-id key.*BOT_USER_ID_KEY"):
+        backend.reopen(key=b"another key")
+    backend.reopen(key=b"the right key").close()  # still opens with the right one
+
+
+# --- retention and /forget ---------------------------------------------------------------
+
+
+def test_retention_purges_old_texts_and_votes_but_stats_keep_counting(backend: Backend) -> None:
+    day = 86400.0
+    clock = Clock()
+    storage = backend.reopen(clock=clock)
+    old = storage.log_answer(1, _answer("一百天前的问题"))
+    storage.vote(old, 1, 1)
+    storage.log_answer(2, _answer("old and unanswered", abstained=True, language="en"))
+    clock.now += 100 * day
+    new = storage.log_answer(2, _answer("今天的问题"))
+    storage.vote(new, 3, -1)
+    before = storage.stats()
+    purged = storage.purge(clock.now - 90 * day)
+    assert (purged.questions, purged.votes) == (2, 1)
+    assert storage.get_answer(old) is None and storage.get_answer(new) is not None
+    assert storage.vote(old, 1, -1) is None  # its buttons now say "expired"
+    assert [u.question for u in storage.unanswered()] == ["今天的问题"]
+    assert storage.stats() == before  # the figures survive as counts
+    assert storage.purge(clock.now - 90 * day).questions == 0  # nothing more to purge
+    dump = backend.dump()
+    assert "一百天前的问题" not in dump and "old and unanswered" not in dump
+
+
+def test_forget_deletes_everything_about_one_user_and_says_what(backend: Backend) -> None:
+    storage = backend.reopen()
+    mine = storage.log_answer(1, _answer("我的问题"))
+    storage.log_answer(1, _answer("我的第二个问题", abstained=True))
+    theirs = storage.log_answer(2, _answer("别人的问题"))
+    storage.vote(mine, 1, 1)
+    storage.vote(theirs, 1, -1)  # my vote on someone else's answer
+    storage.vote(mine, 2, -1)  # someone's vote on my answer
+    storage.set_language(1, "en")
+    storage.set_language(2, "zh-Hant")
+    storage.rate_limit(1, 10, 60)
+    # a table added later that is keyed by user is covered as well
+    backend.execute("CREATE TABLE later_table (user_hash TEXT, context TEXT)")
+    backend.execute(f"INSERT INTO later_table VALUES ('{storage.user_hash(1)}', '上一个问题')")
+    before = storage.stats()
+    forgotten = storage.forget(1)
+    assert forgotten.deleted == {
+        "votes": 2,
+        "answers": 2,
+        "users": 1,
+        "rate_events": 1,
+        "later_table": 1,
+    }
+    assert storage.get_language(1) is None and storage.get_language(2) == "zh-Hant"
+    assert storage.get_answer(mine) is None and storage.get_answer(theirs) is not None
+    user = storage.user_hash(1)
+    dump = backend.dump()
+    assert user not in dump and "我的问题" not in dump and "上一个问题" not in dump
+    assert storage.stats() == before  # counts, not people
+    assert storage.forget(1).total == 0

@@ -25,12 +25,16 @@ from bot.settings import Settings
 from bot.storage.sqlite import SqliteStorage as Storage
 from bot.telegram.app import build_application
 from bot.telegram.format import RetrieverLike
+from bot.telegram.runtime import running as serving
+from bot.telegram.send import RetryPolicy
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 ADMIN = 4242
 RATE_LIMIT = 6
 _ids = itertools.count(10_000)
+#: The sender's retry policy with shorter waits (the same tries and logic).
+FAST_RETRY = RetryPolicy(base_delay=0.05, max_delay=0.4)
 
 
 def new_user(language_code: str | None = "zh-hans", name: str = "User") -> dict[str, Any]:
@@ -54,22 +58,11 @@ def make_settings(base: Settings, emu: BotApiEmulator, storage: Path) -> Setting
 async def running(
     settings: Settings, retriever: RetrieverLike
 ) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
-    """Start the application by hand, as run_polling would (post_init included)."""
-    app = build_application(settings, retriever=retriever)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(timeout=1, poll_interval=0, allowed_updates=Update.ALL_TYPES)
-    try:
+    """The application as ``contract-bot telegram`` runs it (post_init, polling, the graceful
+    stop), with short polls so that stopping is quick."""
+    app = build_application(settings, retriever=retriever, retry=FAST_RETRY)
+    async with serving(app, settings, allowed_updates=Update.ALL_TYPES, long_poll=1):
         yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        assert app.post_shutdown is not None
-        await app.post_shutdown(app)
-        await app.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Pure helpers of the Telegram layer, on hand-made inputs."""
+"""Pure helpers of the Telegram layer, on hand-made inputs; and the whole answer pipeline
+fuzzed (random Unicode, long strings, markup) into what Telegram would take."""
 
 from __future__ import annotations
 
@@ -6,16 +7,23 @@ import re
 
 import pytest
 from emulator import parse_html
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from telegram import MessageEntity, User
 
+from bot.answers.compose import answer
 from bot.telegram.format import (
     MAX_CALLBACK_DATA,
+    RetrieverLike,
     addressed_text,
     cut_question,
+    example_question,
     parse_callback,
+    render_html,
     resolve_language,
     split_html,
 )
+from bot.types import Answer, Language
 
 # --- split_html --------------------------------------------------------------------------
 
@@ -140,3 +148,63 @@ def test_addressed_text() -> None:
 def test_cut_question() -> None:
     assert cut_question("  短问题  ", 10) == ("短问题", False)
     assert cut_question("很" * 20, 10) == ("很" * 10, True)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"), [("0", True), ("3", True), ("4", False), ("²", True), ("፩", False)]
+)
+def test_example_question_numbers(n: str, expected: bool) -> None:
+    assert (example_question(n, "en") is not None) is expected
+
+
+# --- the whole pipeline, fuzzed --------------------------------------------------------------
+
+_MARKUP = [
+    "<b>",
+    "</b>",
+    "<i>x</i>",
+    "<a href='javascript:x'>",
+    "<script>",
+    "</blockquote>",
+    "&amp;",
+    "&",
+    "&#0;",
+    "<",
+    ">",
+    '"',
+    "\n",
+    "\u202e",
+    "\x00",
+    "第3.2条",
+    "违约金",
+    "clause 5.1",
+    "/clause",
+    "目录",
+    "怎么投诉",
+    "甲方",
+    "@bot",
+    "፩",
+    "２",
+    "🙂",
+]
+_PIECES = st.one_of(st.text(max_size=40), st.sampled_from(_MARKUP))
+_QUESTIONS = st.one_of(
+    st.lists(_PIECES, max_size=12).map("".join),
+    st.text(min_size=400, max_size=1500),  # long: a user pasting a document
+    st.lists(st.sampled_from(_MARKUP), min_size=50, max_size=400).map("".join),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(question=_QUESTIONS, language=st.sampled_from([None, "zh-Hans", "zh-Hant", "en"]))
+def test_any_text_gets_an_answer_that_telegram_would_take(
+    retriever: RetrieverLike, question: str, language: Language | None
+) -> None:
+    result = answer(question, retriever, language=language)
+    assert isinstance(result, Answer)
+    html = render_html(result, retriever.knowledge)
+    parts = split_html(html)
+    assert parts
+    for part in parts:
+        assert len(part) <= 4096
+        assert parse_html(part).strip()  # valid Telegram HTML with something to read

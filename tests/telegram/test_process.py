@@ -117,6 +117,8 @@ async def test_webhook_process_answers_and_stops_on_sigterm(
                 timeout=START_TIMEOUT,
             )
             text = await _ask_until_answered(emu, process)
+            # the webhook request is answered once the update is handled, after the reply
+            await emu.wait_until(lambda: emu.webhook_deliveries, timeout=10)
         except BaseException:
             if process.returncode is None:
                 process.kill()
@@ -147,3 +149,47 @@ async def test_without_token_it_says_so(tmp_path: Path, token: str) -> None:
     )
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2 and b"BOT_TELEGRAM_TOKEN" in output
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_stop_signal_during_five_answers_still_gives_five_answers(
+    tmp_path: Path, settings: Settings, built_index: object, mode: str
+) -> None:
+    env: dict[str, str] = {}
+    if mode == "webhook":
+        port = _free_port()
+        env = {
+            "BOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+            "BOT_WEBHOOK_PORT": str(port),
+            "BOT_WEBHOOK_SECRET": "s3cret",
+        }
+    users = [make_user(32000 + n, f"U{n}", language_code="zh-hans") for n in range(5)]
+    async with BotApiEmulator() as emu:
+        process = await _start(emu, tmp_path, settings, **env)
+        try:
+            await emu.wait_until(
+                lambda: emu.commands or process.returncode is not None, timeout=START_TIMEOUT
+            )
+            assert process.returncode is None, "the bot exited during start-up"
+            emu.inject("sendMessage", status=None, delay=1.5, times=5)  # answers take a while
+            for user in users:
+                emu.user_message("合同有效期多久？", user=user)
+            await emu.wait_until(lambda: _sending(emu, 5), timeout=60)
+            assert not emu.sent  # all five still on their way
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+            raise
+        code, output = await _stop(process, signal.SIGTERM)
+        answered = sorted(s.chat_id for s in emu.sent)
+        pending = emu.pending_updates
+    assert code == 0, output
+    assert answered == [u["id"] for u in users], output
+    assert pending == []  # and acknowledged, so a restart does not answer them again
+    assert "finishing 5 updates" in output
+
+
+def _sending(emu: BotApiEmulator, n: int) -> bool:
+    """Whether ``n`` sendMessage requests have reached the emulator (it records a call when it
+    answers, so count the requests the bot has made: the delayed ones are in flight)."""
+    return emu.requests_in_flight("sendMessage") >= n
