@@ -238,12 +238,13 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def nginx_proxy(root: Path, upstream_ports: list[int]) -> Iterator[Nginx]:
-    """nginx on a free loopback port balancing over ``upstream_ports`` (round robin)."""
+def nginx_proxy(root: Path, upstream_ports: list[int], port: int | None = None) -> Iterator[Nginx]:
+    """nginx on ``port`` (a free loopback port by default) balancing over ``upstream_ports``
+    (round robin)."""
     binary = nginx_binary()
     assert binary is not None
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstream_ports
     )

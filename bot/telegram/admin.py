@@ -3,7 +3,6 @@ refusal and the attempt is logged."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import time
@@ -14,11 +13,11 @@ from bot.answers.texts import t
 from bot.search.textproc import parse_number
 from bot.telegram.send import reply_html, reply_text
 from bot.telegram.state import (
+    RELOAD_POLL,
     Context,
     args_text,
     language_of,
     load_errors,
-    load_retriever,
     state_of,
 )
 from bot.types import Language
@@ -40,31 +39,33 @@ async def _admin(update: Update, context: Context, command: str) -> Language | N
 
 
 async def cmd_reload(update: Update, context: Context) -> None:
-    """Load a rebuilt index from disk, then swap it in; answering goes on meanwhile."""
+    """``/reload``: load a rebuilt index from disk, then swap it in; answering goes on meanwhile.
+    ``/reload all``: ask every replica sharing the storage to do the same (each picks the
+    request up within ``RELOAD_POLL`` seconds, this one included)."""
     language = await _admin(update, context, "reload")
     if language is None:
         return
     state = state_of(context)
+    if args_text(context).lower() in ("all", "全部", "所有"):
+        generation = await state.off_loop(state.db.request_reload)
+        log.info("reload of every replica requested (generation %d)", generation)
+        await reply_text(update, context, t("tg_reload_all", language, seconds=RELOAD_POLL))
+        return
     if state.reload_lock.locked():
         await reply_text(update, context, t("tg_reload_busy", language))
         return
-    async with state.reload_lock:
-        await reply_text(update, context, t("tg_reload_started", language))
-        started = time.monotonic()
-        try:
-            retriever = await asyncio.to_thread(load_retriever, state.settings)
-        except load_errors() as exc:
-            log.error("reload failed, keeping the loaded index: %s", exc)
-            await reply_text(update, context, t("tg_reload_failed", language, error=str(exc)))
-            return
-        state.retriever = retriever  # one assignment: the swap is atomic for the handlers
-        state.loaded_at = time.time()
-        seconds = f"{time.monotonic() - started:.1f}"
-        items = len(retriever.knowledge.items)
-        log.info("reloaded: %d items in %s s", items, seconds)
-        await reply_text(
-            update, context, t("tg_reload_done", language, items=items, seconds=seconds)
-        )
+    await reply_text(update, context, t("tg_reload_started", language))
+    started = time.monotonic()
+    try:
+        retriever = await state.reload()
+    except load_errors() as exc:
+        log.error("reload failed, keeping the loaded index: %s", exc)
+        await reply_text(update, context, t("tg_reload_failed", language, error=str(exc)))
+        return
+    seconds = f"{time.monotonic() - started:.1f}"
+    items = len(retriever.knowledge.items)
+    log.info("reloaded: %d items in %s s", items, seconds)
+    await reply_text(update, context, t("tg_reload_done", language, items=items, seconds=seconds))
 
 
 async def cmd_stats(update: Update, context: Context) -> None:

@@ -90,16 +90,20 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
     state = cast(BotState, application.bot_data["state"])
     if state.retriever is None:
         started = time.monotonic()
-        state.retriever = await asyncio.to_thread(load_retriever, state.settings)
+        retriever = await asyncio.to_thread(load_retriever, state.settings)
         log.info("model and index loaded in %.1f s", time.monotonic() - started)
-    state.loaded_at = time.time()
+    else:
+        retriever = state.retriever
+    state.serve(retriever)
     if state.storage is None:
         opened = await asyncio.to_thread(open_storage, state.settings)
         # PostgreSQL's pool serves several threads; SQLite's one connection, one.
         state.use_storage(opened, STORAGE_WORKERS if opened.dialect == "postgres" else 1)
     storage = state.db
+    state.reload_seen = await state.off_loop(storage.reload_generation)
     sender = application.bot.rate_limiter
     if isinstance(sender, ReliableSender):  # private chats are named by the user-id hash
+        sender.observe = state.metrics.api_failure
         sender.chat_label = lambda chat: (
             f"user {storage.user_hash(chat)[:12]}"
             if isinstance(chat, int) and chat > 0
@@ -216,6 +220,14 @@ def run(settings: Settings) -> int:
     install_token_redaction(settings.telegram_token.get_secret_value())
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.webhook_url and not settings.webhook_register and settings.webhook_secret is None:
+        print(
+            "BOT_WEBHOOK_REGISTER=false (a replica behind a load balancer) needs"
+            " BOT_WEBHOOK_SECRET:"
+            " the secret token every replica checks and `contract-bot webhook set` registers.",
+            file=sys.stderr,
+        )
+        return 2
     application = build_application(settings)
     secret = None
     if settings.webhook_url:
@@ -241,6 +253,7 @@ def run(settings: Settings) -> int:
                 allowed_updates=Update.ALL_TYPES,
                 webhook_secret=secret,
                 signals=(signal.SIGINT, signal.SIGTERM),
+                reload_signal=signal.SIGHUP,
             )
         )
     except InvalidToken:

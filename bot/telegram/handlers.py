@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import time
 from typing import TYPE_CHECKING, cast
 
 from telegram import InlineKeyboardMarkup, InlineQueryResultArticle, InputTextMessageContent, Update
@@ -38,6 +39,7 @@ from bot.telegram.format import (
     terms_keyboard,
     toc_keyboard,
 )
+from bot.telegram.metrics import outcome
 from bot.telegram.send import NO_PREVIEW, Undelivered, reply_html, reply_text, send_html
 from bot.telegram.state import (
     BotState,
@@ -71,6 +73,7 @@ async def _answer_and_send(
 ) -> Answer:
     """The core: answer ``question`` in a thread, log it, send it with its keyboard."""
     state = state_of(context)
+    started = time.monotonic()
     retriever = state.ready_retriever  # one reference for the whole answer, even during /reload
     result = await state.answers.answer(question, retriever, language=language)
     answer_id = None
@@ -93,6 +96,7 @@ async def _answer_and_send(
     quote = message is not None and (is_group(update) or source == "edit")
     reply_to = message.message_id if message is not None and quote else None
     await send_html(context, target, text, keyboard, reply_to, answer_id=answer_id)
+    state.metrics.answered(outcome(result), result.language, time.monotonic() - started)
     return result
 
 

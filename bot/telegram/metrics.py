@@ -10,9 +10,19 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bot.types import Answer
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: Seconds; an answer takes some tens of milliseconds, more when the machine is loaded.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def outcome(answer: Answer) -> str:
+    """How a question ended, for the metrics: "answered" or "out_of_scope" for a free question,
+    "lookup" for a clause, term, contents or complaint-guide lookup."""
+    if answer.intent in ("question", "abstain"):
+        return "out_of_scope" if answer.abstained else "answered"
+    return "lookup"
 
 
 class Metrics:
@@ -49,6 +59,16 @@ class Metrics:
             ["build", "built_at"],
             registry=self.registry,
         )
+
+    def answered(self, outcome: str, language: str, seconds: float) -> None:
+        self.questions.labels(outcome=outcome, language=language).inc()
+        self.answer_seconds.observe(seconds)
+
+    def api_failure(self, method: str, status: str, retried: bool) -> None:
+        """A Bot API request failed with ``status``; ``retried`` when it is tried again."""
+        self.api_errors.labels(method=method, status=status).inc()
+        if retried:
+            self.retries.labels(method=method).inc()
 
     def set_index(self, build: str, built_at: str) -> None:
         """Record which index build is loaded (a reload replaces the previous one)."""

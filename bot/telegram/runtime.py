@@ -18,6 +18,9 @@ and stopping without losing any.
 - ``running``: start-up, the retention purge (at start and daily), and the graceful stop: fetch
   nothing more, finish what was received (at most ``shutdown_timeout`` seconds; a second signal
   cuts it short), acknowledge what was handled, shut down.
+- ``/healthz`` and ``/metrics`` on the webhook server (or, polling, on ``BOT_METRICS_PORT``);
+  the index is reloaded in place on SIGHUP, or when ``/reload all`` raised the reload generation
+  in the storage every replica shares (looked at every ``RELOAD_POLL`` seconds).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from telegram.request import HTTPXRequest
 
 from bot.settings import Settings
 from bot.telegram.send import RetryPolicy, retry_after_seconds
-from bot.telegram.state import BotState
+from bot.telegram.state import RELOAD_POLL, BotState, index_build, load_errors
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -317,6 +320,7 @@ class WebhookServer:
         path: str,
         secret: str | None,
         max_pending: int,
+        state: BotState | None = None,
     ) -> None:
         import tornado.httpserver
         import tornado.web
@@ -332,7 +336,10 @@ class WebhookServer:
         self.secret = secret
         self.max_pending = max_pending
         self.stopping = False
-        app = tornado.web.Application([(rf"/{path.strip('/')}/?", Handler)])
+        routes: list[Any] = [(rf"/{path.strip('/')}/?", Handler)]
+        if state is not None:
+            routes = observability_routes(state, lambda: server.stopping) + routes
+        app = tornado.web.Application(routes)
         app.log_request = lambda handler: None  # type: ignore[method-assign]
         self._server = tornado.httpserver.HTTPServer(app)
         self.listen, self.port = listen, port
@@ -371,6 +378,118 @@ class WebhookServer:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.close_all_connections(), 2.0)
+
+
+# --- health and metrics ----------------------------------------------------------------------
+
+#: Seconds a health check waits for the storage.
+HEALTH_TIMEOUT = 2.0
+
+
+async def health(state: BotState, stopping: bool = False) -> tuple[bool, dict[str, Any]]:
+    """(healthy, report): the process is up and not stopping, an index is loaded, and the
+    storage answers."""
+    report: dict[str, Any] = {"stopping": stopping}
+    healthy = not stopping
+    if state.retriever is None:
+        report["index"], healthy = None, False
+    else:
+        build, built_at = index_build(state.retriever)
+        report["index"] = {"build": build, "built_at": built_at}
+    if state.storage is None:
+        report["storage"], healthy = "not open", False
+    else:
+        try:
+            await asyncio.wait_for(state.off_loop(state.storage.ping), HEALTH_TIMEOUT)
+            report["storage"] = "ok"
+        except Exception as exc:  # any failure is "unhealthy"; say which, never the URL
+            report["storage"], healthy = f"unreachable ({type(exc).__name__})", False
+    report["status"] = "ok" if healthy else "unhealthy"
+    return healthy, report
+
+
+def observability_routes(state: BotState, stopping: Callable[[], bool]) -> list[Any]:
+    """tornado routes for ``GET /healthz`` (200 or 503, a JSON report) and ``GET /metrics``
+    (the Prometheus text format)."""
+    import tornado.web
+
+    from bot.telegram.metrics import CONTENT_TYPE
+
+    class Health(tornado.web.RequestHandler):
+        async def get(self) -> None:
+            healthy, report = await health(state, stopping())
+            self.set_status(200 if healthy else 503)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(report))
+
+    class Metrics(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", CONTENT_TYPE)
+            self.finish(state.metrics.render())
+
+    return [(r"/healthz", Health), (r"/metrics", Metrics)]
+
+
+class ObservabilityServer:
+    """``/healthz`` and ``/metrics`` on a port of their own (long polling has no web server);
+    on 127.0.0.1 only, for a local scraper or supervisor."""
+
+    def __init__(self, state: BotState, port: int, listen: str = "127.0.0.1") -> None:
+        import tornado.httpserver
+        import tornado.web
+
+        self.stopping = False
+        app = tornado.web.Application(observability_routes(state, lambda: self.stopping))
+        app.log_request = lambda handler: None  # type: ignore[method-assign]
+        self._server = tornado.httpserver.HTTPServer(app)
+        self.listen, self.port = listen, port
+
+    async def start(self) -> None:
+        self._server.listen(self.port, address=self.listen)
+
+    async def close(self) -> None:
+        self.stopping = True
+        self._server.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.close_all_connections(), 2.0)
+
+
+# --- index roll-out --------------------------------------------------------------------------
+
+
+async def reload_now(state: BotState, why: str) -> None:
+    """Reload the index for ``why`` (a signal, a request through storage); on failure keep the
+    loaded one and log why."""
+    if state.reload_lock.locked():
+        log.info("reload (%s) skipped: one is already running", why)
+        return
+    started = time.monotonic()
+    try:
+        retriever = await state.reload()
+    except load_errors() as exc:
+        log.error("reload (%s) failed, keeping the loaded index: %s", why, exc)
+        return
+    log.info(
+        "reloaded (%s): %d items in %.1f s, index %s",
+        why,
+        len(retriever.knowledge.items),
+        time.monotonic() - started,
+        index_build(retriever)[0],
+    )
+
+
+async def _reload_watch(state: BotState, interval: float = RELOAD_POLL) -> None:
+    """Reload when another process (``/reload all``) raised the storage's reload generation."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            generation = await state.off_loop(state.db.reload_generation)
+        except Exception:  # the storage is away for a moment: look again next time
+            log.debug("could not read the reload generation", exc_info=True)
+            continue
+        if generation > state.reload_seen:
+            state.reload_seen = generation
+            await reload_now(state, f"requested through storage, generation {generation}")
 
 
 # --- retention -------------------------------------------------------------------------------
@@ -438,14 +557,18 @@ async def running(
                 path=urlparse(settings.webhook_url).path,
                 secret=webhook_secret,
                 max_pending=MAX_UPDATES,
+                state=state,
             )
             await source.start()
-            await application.bot.set_webhook(
-                settings.webhook_url,
-                secret_token=webhook_secret,
-                allowed_updates=allowed_updates,
-                max_connections=40,
-            )
+            if settings.webhook_register:
+                await application.bot.set_webhook(
+                    settings.webhook_url,
+                    secret_token=webhook_secret,
+                    allowed_updates=allowed_updates,
+                    max_connections=40,
+                )
+            else:
+                log.info("webhook not registered by this process (BOT_WEBHOOK_REGISTER=false)")
             fetching: asyncio.Task[None] | None = None
         else:
             source = Poller(
@@ -457,6 +580,11 @@ async def running(
             )
             fetching = source.task = asyncio.create_task(source.run(), name="poller")
         retention = asyncio.create_task(_retention_loop(state), name="retention")
+        watch = asyncio.create_task(_reload_watch(state), name="reload-watch")
+        observability = None
+        if settings.metrics_port is not None and isinstance(source, Poller):
+            observability = ObservabilityServer(state, settings.metrics_port)
+            await observability.start()
         try:
             yield source
             if fetching is not None and fetching.done():
@@ -488,7 +616,10 @@ async def running(
             else:
                 await source.close()
             retention.cancel()
-            await asyncio.gather(retention, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(retention, watch, return_exceptions=True)
+            if observability is not None:
+                await observability.close()
             remaining = max(settings.shutdown_timeout - (time.monotonic() - started), 1.0)
             try:
                 await asyncio.wait_for(application.stop(), remaining)
@@ -507,9 +638,11 @@ async def serve_until_signal(
     allowed_updates: Sequence[str] | None = None,
     webhook_secret: str | None = None,
     signals: Sequence[int] = (),
+    reload_signal: int | None = None,
 ) -> None:
     """``running`` until one of ``signals`` arrives (a second one cuts the drain short), or
-    until the poller stops by itself on a fatal error (then re-raised)."""
+    until the poller stops by itself on a fatal error (then re-raised). ``reload_signal``
+    (SIGHUP) reloads the index in place."""
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -523,6 +656,16 @@ async def serve_until_signal(
 
     for number in signals:
         loop.add_signal_handler(number, on_signal, number)
+    state = cast(BotState, application.bot_data["state"])
+    reloading: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = asyncio.ensure_future(reload_now(state, "SIGHUP"))
+        reloading.add(task)
+        task.add_done_callback(reloading.discard)
+
+    if reload_signal is not None:
+        loop.add_signal_handler(reload_signal, on_hangup)
     try:
         async with running(
             application,
@@ -540,3 +683,5 @@ async def serve_until_signal(
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
+        if reload_signal is not None:
+            loop.remove_signal_handler(reload_signal)

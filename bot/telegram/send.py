@@ -36,6 +36,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
@@ -108,6 +109,29 @@ def is_unreachable(error: TelegramError) -> bool:
     )
 
 
+#: Telegram's descriptions of the 5xx statuses python-telegram-bot reports as NetworkError.
+_STATUS_PHRASES = {
+    "internal server error": "500",
+    "bad gateway": "502",
+    "service unavailable": "503",
+    "gateway timeout": "504",
+}
+
+
+def status_of(error: TelegramError) -> str:
+    """The HTTP status behind an error, for the metrics ("network" when there was none)."""
+    if isinstance(error, RetryAfter):
+        return "429"
+    if isinstance(error, (BadRequest, ChatMigrated)):
+        return "400"
+    if isinstance(error, Forbidden):
+        return "403"
+    if isinstance(error, TimedOut):
+        return "timeout"
+    text = error.message.lower()
+    return next((code for phrase, code in _STATUS_PHRASES.items() if phrase in text), "network")
+
+
 def retry_after_seconds(error: RetryAfter) -> float:
     with warnings.catch_warnings():  # PTB warns that the int will become a timedelta
         warnings.simplefilter("ignore", PTBDeprecationWarning)
@@ -152,6 +176,8 @@ class ReliableSender(BaseRateLimiter[SendTag]):
         self._migrated: dict[int | str, int] = {}
         self._rng = rng or random.Random()
         self.chat_label: Callable[[object], str] = lambda chat: f"chat {chat}"
+        #: told of every failed request: (method, status, whether it is retried)
+        self.observe: Callable[[str, str, bool], None] = lambda method, status, retried: None
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -213,6 +239,7 @@ class ReliableSender(BaseRateLimiter[SendTag]):
             except ChatMigrated as exc:
                 if chat is None or exc.new_chat_id == chat or failures >= policy.tries:
                     raise
+                self.observe(endpoint, "400", True)
                 log.info(
                     "%s: the group became a supergroup; sending to its new id",
                     self._describe(endpoint, chat, rate_limit_args),
@@ -227,6 +254,7 @@ class ReliableSender(BaseRateLimiter[SendTag]):
                 # Telegram asks the whole bot to wait: hold every request, not only this one.
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
             except (BadRequest, Forbidden) as exc:
+                self.observe(endpoint, status_of(exc), False)
                 if is_unreachable(exc):
                     message = f"{self._describe(endpoint, chat, rate_limit_args)}: {exc.message}"
                     log.warning("Telegram refused %s; not retried", message)
@@ -238,7 +266,9 @@ class ReliableSender(BaseRateLimiter[SendTag]):
             failures += 1
             elapsed = time.monotonic() - started
             what = self._describe(endpoint, chat, rate_limit_args)
-            if failures >= policy.tries or elapsed + delay > policy.deadline:
+            retried = not (failures >= policy.tries or elapsed + delay > policy.deadline)
+            self.observe(endpoint, status_of(reason), retried)
+            if not retried:
                 message = (
                     f"{what}: gave up after {failures} tries in {elapsed:.1f} s: {reason.message}"
                 )

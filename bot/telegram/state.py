@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from bot.settings import Settings
 from bot.storage.base import Storage
 from bot.telegram.batching import AnswerBatcher
 from bot.telegram.format import RetrieverLike, resolve_language
+from bot.telegram.metrics import Metrics
 from bot.types import Language
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ Context = ContextTypes.DEFAULT_TYPE
 
 
 RATE_WINDOW = 60.0  # seconds; settings.user_rate_limit is per this window
+#: Seconds between looks at the storage's reload generation (``/reload all`` reaches every
+#: replica within this).
+RELOAD_POLL = 5.0
 
 
 @dataclass
@@ -51,6 +56,9 @@ class BotState:
     storage: Storage | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaded_at: float = 0.0
+    metrics: Metrics = field(default_factory=Metrics)
+    #: the reload generation in storage this process has caught up with
+    reload_seen: int = 0
     answers: AnswerBatcher = field(default_factory=AnswerBatcher)
     storage_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="storage")
@@ -77,6 +85,21 @@ class BotState:
         limit = self.settings.user_rate_limit
         return await self.off_loop(self.db.rate_limit, key, limit, RATE_WINDOW)
 
+    def serve(self, retriever: RetrieverLike) -> None:
+        """Answer from ``retriever`` from now on (one assignment: in-flight answers keep theirs)."""
+        self.retriever = retriever
+        self.loaded_at = time.time()
+        build, built_at = index_build(retriever)
+        self.metrics.set_index(build, built_at)
+
+    async def reload(self) -> RetrieverLike:
+        """Load the index on disk again and serve it; the loaded one is kept when that fails
+        (the error, one of ``load_errors()``, is raised). One reload at a time."""
+        async with self.reload_lock:
+            retriever = await asyncio.to_thread(load_retriever, self.settings)
+            self.serve(retriever)
+            return retriever
+
     @property
     def ready_retriever(self) -> RetrieverLike:
         if self.retriever is None:
@@ -99,6 +122,15 @@ def load_retriever(settings: Settings) -> RetrieverLike:
     from bot.search.retrieval import Retriever
 
     return cast(RetrieverLike, Retriever.load(settings))
+
+
+def index_build(retriever: RetrieverLike) -> tuple[str, str]:
+    """(build folder name, build time) of the retriever's index, or ("-", "-") for a retriever
+    without one (a test double)."""
+    index = getattr(retriever, "index", None)
+    path = getattr(index, "path", None)
+    manifest = getattr(index, "manifest", None) or {}
+    return (path.name if path is not None else "-", str(manifest.get("built_at", "-")))
 
 
 def load_errors() -> tuple[type[Exception], ...]:

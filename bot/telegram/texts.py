@@ -63,6 +63,9 @@ ZH_HANS = {
     # --- admin ------------------------------------------------------------------------------
     "tg_admin_only": "抱歉，此命令仅供管理员使用。",
     "tg_reload_busy": "正在重新加载，请稍候。",
+    "tg_reload_all": (
+        "已请求所有实例重新加载索引：每个实例会在 {seconds:.0f} 秒内完成，期间照常回答问题。"
+    ),
     "tg_reload_started": "正在从磁盘重新加载知识库和索引……期间照常回答问题。",
     "tg_reload_done": "重新加载完成：{items} 个条目，用时 {seconds} 秒。",
     "tg_reload_failed": "重新加载失败，继续使用原有索引。\n错误：{error}",
@@ -158,6 +161,10 @@ EN = {
     "tg_inline_source": "After-Sales Support Agreement, {label}",
     "tg_admin_only": "Sorry, this command is for administrators only.",
     "tg_reload_busy": "A reload is already running; please wait.",
+    "tg_reload_all": (
+        "Every replica was asked to reload the index: each does within {seconds:.0f} s, "
+        "answering meanwhile."
+    ),
     "tg_reload_started": (
         "Reloading the knowledge and index from disk… answering continues meanwhile."
     ),
