@@ -26,6 +26,7 @@ from bot.storage.sql import Cursor, SqlStorage
 
 #: Keys of ``pg_advisory_*lock``: arbitrary constants, the same in every replica.
 MIGRATION_LOCK = 7_301_001
+PURGE_LOCK = 7_301_002
 #: Pool size per process: the handlers' worker threads share these connections.
 POOL_MAX = 8
 
@@ -107,6 +108,12 @@ class PostgresStorage(SqlStorage):
     def _tx(self) -> Iterator[Cursor]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    def _only_purger(self, cur: Cursor) -> bool:
+        # Replicas purge daily at about the same time: one does, the others skip (counting
+        # the same old rows twice into the archived counters would inflate /stats).
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,))
+        return bool(cur.fetchone()[0])
 
     def _lock_user(self, cur: Cursor, user: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (user,))

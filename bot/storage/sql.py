@@ -272,6 +272,11 @@ class SqlStorage(ABC):
 
     # --- per-user rate limit ------------------------------------------------------------------
 
+    def _only_purger(self, cur: Cursor) -> bool:
+        """Whether this transaction may purge: False while another process is purging (the
+        whole database is locked by a write transaction in SQLite, so always True there)."""
+        return True
+
     def _lock_user(self, cur: Cursor, user: str) -> None:  # noqa: B027 (optional hook)
         """Serialize this transaction with others about the same user (no-op where the whole
         database is locked by a write transaction, as in SQLite)."""
@@ -483,6 +488,8 @@ class SqlStorage(ABC):
         old = "created < ?"
         on_old = "answer_id IN (SELECT answer_id FROM answers WHERE created < ?)"
         with self._tx() as cur:
+            if not self._only_purger(cur):  # another replica is at it: its purge will do
+                return Purged(questions=0, votes=0)
             self._archive(cur, (old, (before,)), (on_old, (before,)))
             (leaving,) = self._execute(
                 cur,

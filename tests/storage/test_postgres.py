@@ -79,3 +79,19 @@ def test_a_shared_key_is_required(postgres: Postgres) -> None:
     url = postgres.create_database("keyless")
     with pytest.raises(StorageError, match="BOT_USER_ID_KEY"):
         PostgresStorage(url, pool_max=1)
+
+
+def test_one_replica_purges_at_a_time(postgres: Postgres) -> None:
+    from bot.storage.postgres import PURGE_LOCK
+    from bot.types import Answer
+
+    url = postgres.create_database("purging")
+    storage = PostgresStorage(url, KEY, pool_max=1, clock=lambda: 100.0)
+    storage.log_answer(1, Answer("旧问题", "zh-Hans", False, 0.9, "question"))
+    with psycopg.connect(url) as other:  # another replica in the middle of its purge
+        other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK,))
+        assert storage.purge(200.0).questions == 0  # skipped, not counted twice
+        other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+    assert storage.purge(200.0).questions == 1
+    assert storage.stats().questions == 1  # counted once
+    storage.close()
