@@ -150,7 +150,7 @@ def test_export_of_other_model_files_is_refused(tmp_path: Path, settings: Settin
     (fake / MARKER).write_text(json.dumps(record), encoding="utf-8")
     assert load_encoder(private) is not None  # an exact copy serves
     (fake / MARKER).write_text(json.dumps({**record, "source_fingerprint": "0" * 32}))
-    with pytest.raises(ModelFetchError, match="made from other files.*make setup"):
+    with pytest.raises(ModelFetchError, match=r"made from other files.*make setup"):
         load_encoder(private)
     (fake / MARKER).write_text(json.dumps({**record, "exporter_version": 0}))
     with pytest.raises(ModelFetchError, match="older exporter"):

@@ -154,6 +154,6 @@ def test_index_built_before_the_onnx_export_is_refused(
     onnx = private.model_copy(update={"embedding_backend": "onnx"})
     ok, message = index_status(onnx)
     assert not ok and "ONNX export" in message and "make index" in message
-    with pytest.raises(IndexMismatchError, match="ONNX export.*make index"):
+    with pytest.raises(IndexMismatchError, match=r"ONNX export.*make index"):
         Retriever.load(onnx, knowledge=knowledge)
     assert index_status(private.model_copy(update={"embedding_backend": "torch"}))[0]
