@@ -256,10 +256,13 @@ def startup_rows(settings: Settings, runs: int = 3) -> list[tuple[str, str]]:
     """A fresh ``contract-bot ask`` process to its first answer, per backend (median of runs),
     and the peak resident memory of that process."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
+        "from pathlib import Path\n"
         "from bot.cli import main\n"
         f"rc = main(['ask', {FIRST_QUESTION!r}])\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's size at fork time.
+        "peak = [l for l in Path('/proc/self/status').read_text().splitlines() if 'VmHWM' in l]\n"
+        "print('PEAK', peak[0].split()[1], file=sys.stderr)\n"
         "sys.exit(rc)\n"
     )
     rows = []
@@ -552,9 +555,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(asyncio.run(load_rows(settings, work, all_questions, args.load_seconds)))
 
         if "scaling" not in skip:
+            from bot.model.loading import load_encoder
+
             retriever = Retriever.load(
                 backend_settings(settings, "torch"), knowledge=knowledge, model=model
             )
+            encoder = load_encoder(settings)  # searches as the bot would; torch builds
             for size in sizes:
                 synthetic = synthetic_knowledge(knowledge, size)
                 syn_settings = settings.model_copy(update={"index_dir": work / f"index-{size}"})
@@ -565,11 +571,11 @@ def main(argv: list[str] | None = None) -> int:
                 report = build_index(syn_settings, knowledge=synthetic, model=model, progress=True)
                 seconds = time.perf_counter() - started
                 index = load_index(backend_settings(syn_settings, "torch"), synthetic)
-                syn = Retriever(syn_settings, synthetic, index, model, retriever.abstention)
+                syn = Retriever(syn_settings, synthetic, index, encoder, retriever.abstention)
                 p50, p95 = latency(syn.search, questions)
                 rows.append(
                     (
-                        f"synthetic {size:,} items",
+                        f"synthetic {size:,} items ({settings.embedding_backend})",
                         f"build {seconds:.0f} s ({report.embedded:,} of {report.vectors:,} "
                         f"vectors embedded); search p50 {p50:.1f} ms, p95 {p95:.1f} ms; "
                         f"RSS {rss_mb():.0f} MB",

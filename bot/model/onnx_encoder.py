@@ -52,6 +52,10 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads would otherwise spin for a while after every run, taking a core
+        # from the event loop and everything else on the machine: on this 2-core machine,
+        # spinning doubled the CPU per question and, with other work running, the latency too.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about unused initializers are noise here
         self.session = ort.InferenceSession(
