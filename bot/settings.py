@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     """Embedding model: a hub id (fetched or converted into the model cache) or a local path."""
     model_cache_dir: Path = Path(".cache/models")
     """Where fetched or converted models are kept."""
+    embedding_backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    """What embeds questions: ONNX Runtime (onnx), ONNX Runtime with the model quantized to int8
+    (onnx-int8), or sentence-transformers on torch (the reference form; it builds the index)."""
     log_level: str = "INFO"
     """Python logging level."""
 

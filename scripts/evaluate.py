@@ -467,12 +467,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     from bot.knowledge.loader import load_knowledge
-    from bot.model.loading import load_model
+    from bot.model.loading import load_encoder
     from bot.search.index import load_index
 
     knowledge = load_knowledge(settings.knowledge_dir)
     index = load_index(settings, knowledge, settings.embedding_model)
-    model = load_model(settings)
+    model = load_encoder(settings)  # what the bot answers with (BOT_EMBEDDING_BACKEND)
     return Retriever(settings, knowledge, index, model, abstention)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from bot.knowledge.loader import Knowledge
+    from bot.model.loading import Encoder
     from bot.search.build import BuildReport
     from bot.search.retrieval import Retriever
     from tests.servers import Postgres
@@ -108,10 +109,24 @@ def model(settings: Settings) -> SentenceTransformer:
 
 
 @pytest.fixture(scope="session")
+def encoder(settings: Settings, model: SentenceTransformer) -> Encoder:
+    """What embeds questions under the session's settings: the ONNX int8 export by default
+    (``BOT_EMBEDDING_BACKEND``), made by set-up (here too, if it has not been)."""
+    if settings.embedding_backend == "torch":
+        return model
+    from bot.model.fetch import fetch_onnx
+    from bot.model.loading import load_encoder
+
+    fetch_onnx(settings)
+    return load_encoder(settings)
+
+
+@pytest.fixture(scope="session")
 def built_index(
-    settings: Settings, knowledge: Knowledge, model: SentenceTransformer
+    settings: Settings, knowledge: Knowledge, model: SentenceTransformer, encoder: Encoder
 ) -> BuildReport:
-    """The session's index in ``settings.index_dir``, built once from the real knowledge."""
+    """The session's index in ``settings.index_dir``, built once from the real knowledge by
+    sentence-transformers (after the ONNX export, which its manifest records)."""
     from bot.search.build import build_index
 
     seed_index(settings.index_dir, Settings(_env_file=None).index_dir)
@@ -120,11 +135,12 @@ def built_index(
 
 @pytest.fixture(scope="session")
 def retriever(
-    settings: Settings, knowledge: Knowledge, model: SentenceTransformer, built_index: BuildReport
+    settings: Settings, knowledge: Knowledge, encoder: Encoder, built_index: BuildReport
 ) -> Retriever:
+    """The retriever a running bot would have: the session's index and ``encoder``."""
     from bot.search.retrieval import Retriever
 
-    return Retriever.load(settings, knowledge=knowledge, model=model)
+    return Retriever.load(settings, knowledge=knowledge, model=encoder)
 
 
 @pytest.fixture(scope="session")

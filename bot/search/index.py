@@ -18,7 +18,8 @@ Files of one build:
 - ``off_topics.npy``: query vectors of ``bot/search/off_topics.toml`` (topics and example
   questions the agreement does not cover), the reference points of the abstention signals in
   ``bot.search.retrieval``; cached by content key like the rest.
-- ``manifest.json``: format, model (name, path, fingerprint, dimension), knowledge (content hash,
+- ``manifest.json``: format, model (name, path, fingerprint, dimension, and the fingerprint of
+  the model's ONNX export when there was one at build time), knowledge (content hash,
   per-item hashes), off-topic hash and count, counts, build time, library versions and the sha256
   of every other file.
 
@@ -28,7 +29,6 @@ Checking an index (``index_status``, ``load_index``) never imports torch, so
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import tomllib
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.model.cache import directory_fingerprint
 from bot.search.lexical import BM25, lexical_fingerprint
 from bot.settings import Settings
 
@@ -118,21 +119,7 @@ def model_fingerprint(path: Path) -> str:
             f"embedding model directory {path} is missing: run `make setup` "
             "(or `.venv/bin/python scripts/fetch_model.py`)"
         )
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path).as_posix()
-        if rel in ("README.md", "LICENSE") or rel.endswith(".lock"):
-            continue
-        size = file.stat().st_size
-        digest.update(f"{rel}\0{size}\0".encode())
-        if rel == ".complete":
-            with contextlib.suppress(ValueError):
-                record = json.loads(file.read_text(encoding="utf-8"))
-                record.pop("created", None)
-                digest.update(json.dumps(record, sort_keys=True).encode())
-        elif size < 1_000_000:
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:32]
+    return directory_fingerprint(path)
 
 
 def current_dir(index_dir: Path) -> Path | None:
@@ -209,6 +196,8 @@ def check_match(
                 problems.append(str(exc))
         if fingerprint is not None and built_model.get("fingerprint") != fingerprint:
             problems.append(f"the model files in {settings.model_path()} changed since the build")
+        elif settings.embedding_backend != "torch":
+            problems += _onnx_problems(built_model, settings)
     if manifest.get("lexical_fingerprint") != lexical_fingerprint():
         problems.append(
             "its lexical index was made by another version of the tokenizer or BM25 code "
@@ -225,6 +214,22 @@ def check_match(
             f"the knowledge changed since the build ({_knowledge_diff(built, knowledge)})"
         )
     return problems
+
+
+def _onnx_problems(built_model: Mapping[str, Any], settings: Settings) -> list[str]:
+    """With an ONNX backend, the index must record the export that serves its questions (its
+    passages are sentence-transformers' vectors; the export is checked against those)."""
+    from bot.model.cache import onnx_dir, onnx_problem
+
+    if onnx_problem(settings) is not None:
+        return []  # no usable export at all: loading the encoder says so, with the set-up fix
+    recorded = (built_model.get("onnx") or {}).get("fingerprint")
+    if recorded != directory_fingerprint(onnx_dir(settings)):
+        return [
+            f"it was built before the ONNX export of the model in {onnx_dir(settings)} "
+            f"(BOT_EMBEDDING_BACKEND={settings.embedding_backend})"
+        ]
+    return []
 
 
 def _knowledge_diff(built: Mapping[str, Any], knowledge: Knowledge) -> str:

@@ -41,9 +41,9 @@ from bot.types import Hit, Retrieval
 
 if TYPE_CHECKING:
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
     from bot.knowledge.loader import Knowledge
+    from bot.model.loading import Encoder
 
 
 __all__ = ["IndexMismatchError", "Retriever", "Scored"]
@@ -69,7 +69,7 @@ class Retriever:
         settings: Settings,
         knowledge: Knowledge,
         index: LoadedIndex,
-        model: SentenceTransformer,
+        model: Encoder,
         abstention: Abstention | None = None,
         fusion: Fusion = FUSION,
     ) -> None:
@@ -114,18 +114,19 @@ class Retriever:
         settings: Settings,
         *,
         knowledge: Knowledge | None = None,
-        model: SentenceTransformer | None = None,
+        model: Encoder | None = None,
     ) -> Retriever:
         """Knowledge, model and index, verified against each other; ``IndexMismatchError``
-        (with the command that fixes it) when the index does not match."""
+        (with the command that fixes it) when the index does not match. The model is the
+        encoder of ``BOT_EMBEDDING_BACKEND`` unless one is given."""
         from bot.knowledge.loader import load_knowledge
-        from bot.model.loading import load_model
+        from bot.model.loading import load_encoder
 
         if knowledge is None:
             knowledge = load_knowledge(settings.knowledge_dir, overrides=settings.parameters)
         index = load_index(settings, knowledge, settings.embedding_model)
         if model is None:
-            model = load_model(settings)
+            model = load_encoder(settings)
         get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
             model, "get_sentence_embedding_dimension", None
         )

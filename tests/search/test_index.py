@@ -132,3 +132,28 @@ def test_if_stale_is_fast_and_skips_torch(private: Settings) -> None:
     assert result.returncode == 0, result.stderr
     assert "index OK" in result.stdout
     assert result.stdout.strip().endswith("NO-TORCH 0")
+
+
+def test_index_built_before_the_onnx_export_is_refused(
+    private: Settings, knowledge: Knowledge
+) -> None:
+    """The manifest records the ONNX export that answers the index's questions; an index that
+    records another (or none) is refused on the ONNX backend with the command that fixes it,
+    and still serves the torch backend, which does not use the export."""
+    import json
+
+    from bot.search.retrieval import Retriever
+
+    current = current_dir(private.index_dir)
+    assert current is not None
+    manifest_path = current / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert manifest["model"]["onnx"]["fingerprint"]
+    manifest["model"]["onnx"] = None
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    onnx = private.model_copy(update={"embedding_backend": "onnx"})
+    ok, message = index_status(onnx)
+    assert not ok and "ONNX export" in message and "make index" in message
+    with pytest.raises(IndexMismatchError, match=r"ONNX export.*make index"):
+        Retriever.load(onnx, knowledge=knowledge)
+    assert index_status(private.model_copy(update={"embedding_backend": "torch"}))[0]

@@ -1,0 +1,116 @@
+"""Embedding questions with ONNX Runtime: the export of ``bot.model.onnx_export``, no torch.
+
+What sentence-transformers does around the transformer, done the same way: the prompt is put
+before the text (nothing stripped), the model's own ``tokenizers`` tokenizer adds the
+special tokens and truncates to the maximum length, and the last hidden states are mean-pooled
+over the attention mask (prompt included) and L2-normalized. ``tests/model/test_onnx_encoder.py``
+compares the result with sentence-transformers.
+
+Each text runs through the graph on its own: the int8 model quantizes its activations with one
+scale per call, so a text batched with others would get a slightly different vector (and so,
+rarely, a different answer) depending on who else asked at that moment. On two cores batching
+bought nothing anyway: the padding cost what the larger matrix products saved (measured
+2026-12-01: 13.9 ms a text alone, 11.3-15.0 ms in batches of 4-32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.model.cache import ENCODER_CONFIG, FIX_COMMAND, ONNX_FILES, ModelFetchError, onnx_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.settings import Settings
+
+
+class OnnxEncoder:
+    """Query and passage embeddings from an ONNX export (the subset of sentence-transformers'
+    ``encode_query`` / ``encode_document`` that the bot uses)."""
+
+    def __init__(self, directory: Path, model_file: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.directory = directory
+        self.model_file = model_file
+        self.config: dict[str, Any] = json.loads(
+            (directory / ENCODER_CONFIG).read_text(encoding="utf-8")
+        )
+        self.prompts: dict[str, str] = dict(self.config.get("prompts", {}))
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(int(self.config["max_seq_length"]))
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        # Latency of one short question is what matters: one thread per available core, and
+        # no second pool for parallel branches (a transformer is one chain).
+        options.intra_op_num_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads would otherwise spin for a while after every run, taking a core
+        # from the event loop and everything else on the machine: on this 2-core machine,
+        # spinning doubled the CPU per question and, with other work running, the latency too.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        self.session = ort.InferenceSession(
+            str(directory / model_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    @classmethod
+    def load(cls, settings: Settings) -> OnnxEncoder:
+        """The export for ``settings.embedding_backend`` (``onnx`` or ``onnx-int8``), checked to
+        be complete and made from the configured model's current files."""
+        from bot.model.cache import onnx_problem
+
+        problem = onnx_problem(settings)
+        if problem is not None:
+            raise ModelFetchError(f"{problem}: {FIX_COMMAND} (or set BOT_EMBEDDING_BACKEND=torch).")
+        return cls(onnx_dir(settings), ONNX_FILES[settings.embedding_backend])
+
+    def __repr__(self) -> str:
+        return f"OnnxEncoder({str(self.directory / self.model_file)!r})"
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.config["dimension"])
+
+    def encode_query(self, texts: str | Sequence[str], **options: Any) -> np.ndarray:
+        """Vectors of ``texts`` as questions (the model's query prompt); one text → one vector.
+        ``options`` of sentence-transformers' signature (batch size, progress bar) are accepted;
+        vectors are always normalized when the model normalizes."""
+        return self.encode(texts, self.prompts.get("query", ""))
+
+    def encode_document(self, texts: str | Sequence[str], **options: Any) -> np.ndarray:
+        """Vectors of ``texts`` as passages (the model's document prompt)."""
+        prompt = self.prompts.get("document", self.prompts.get("passage", ""))
+        return self.encode(texts, prompt)
+
+    def encode(self, texts: str | Sequence[str], prompt: str = "") -> np.ndarray:
+        import numpy as np
+
+        single = isinstance(texts, str)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        out = np.zeros((len(batch), self.get_embedding_dimension()), dtype=np.float32)
+        for row, text in enumerate(batch):
+            out[row] = self._embed(prompt + text)
+        return out[0] if single else out
+
+    def _embed(self, text: str) -> np.ndarray:
+        import numpy as np
+
+        encoding = self.tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feed)[0][0]
+        vector = hidden[0] if self.config["pooling"] == "cls" else hidden.mean(axis=0)
+        if self.config.get("normalize", True):
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return vector.astype(np.float32)
