@@ -96,7 +96,7 @@ class BotState:
         """Load the index on disk again and serve it; the loaded one is kept when that fails
         (the error, one of ``load_errors()``, is raised). One reload at a time."""
         async with self.reload_lock:
-            retriever = await asyncio.to_thread(load_retriever, self.settings)
+            retriever = await asyncio.to_thread(load_retriever, self.settings, self.retriever)
             self.serve(retriever)
             return retriever
 
@@ -117,10 +117,23 @@ def state_of(context: Context) -> BotState:
     return cast(BotState, context.bot_data["state"])
 
 
-def load_retriever(settings: Settings) -> RetrieverLike:
-    """Load knowledge, model and index (seconds; call it in a thread from async code)."""
+def load_retriever(settings: Settings, reuse: RetrieverLike | None = None) -> RetrieverLike:
+    """Load knowledge, model and index (seconds; call it in a thread from async code).
+
+    ``reuse`` is the retriever being replaced (a reload): when the index on disk was built with
+    the same model as its index, its loaded model is kept rather than loaded a second time."""
+    from bot.search.index import read_manifest
     from bot.search.retrieval import Retriever
 
+    model = getattr(reuse, "model", None)
+    old = getattr(getattr(reuse, "index", None), "manifest", None)
+    if model is not None and old is not None:
+        try:
+            _, manifest = read_manifest(settings.index_dir)
+        except load_errors():
+            manifest = {}
+        if manifest.get("model") == old.get("model"):
+            return cast(RetrieverLike, Retriever.load(settings, model=model))
     return cast(RetrieverLike, Retriever.load(settings))
 
 
