@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     """Questions one user may ask per minute before a polite notice."""
     max_question_chars: int = Field(default=500, ge=10)
     """Longer questions are cut to this many characters before retrieval."""
+    dialogue_timeout: float = Field(default=600.0, ge=0)
+    """Seconds a chat's last question stays the context of a follow-up ("那乙方呢？"); 0: never."""
 
     # --- Knowledge, model, index -------------------------------------------------------------
     knowledge_dir: Path = Path("knowledge")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.types import Answer, Language
+from bot.types import Answer, DialogueTurn, Language
 
 LANGUAGES: frozenset[str] = frozenset({"zh-Hans", "zh-Hant", "en"})
 
@@ -64,8 +64,8 @@ class VoteResult:
 
 
 class Storage(Protocol):
-    """The question log (also the record behind the buttons under each answer), feedback votes
-    and each user's language choice."""
+    """The question log (also the record behind the buttons under each answer), feedback votes,
+    each user's language choice and each user's dialogue context per chat."""
 
     @property
     def schema_version(self) -> int: ...
@@ -90,6 +90,21 @@ class Storage(Protocol):
     def set_language(self, user_id: int, language: Language) -> None: ...
 
     def get_language(self, user_id: int) -> Language | None: ...
+
+    def set_dialogue(
+        self, user_id: int, chat_id: int, turn: DialogueTurn, *, max_age: float
+    ) -> None:
+        """Remember ``turn`` as the user's context in this chat; delete contexts older than
+        ``max_age`` seconds."""
+        ...
+
+    def get_dialogue(self, user_id: int, chat_id: int, *, max_age: float) -> DialogueTurn | None:
+        """The user's context in this chat, if set less than ``max_age`` seconds ago."""
+        ...
+
+    def forget_dialogue(self, user_id: int, chat_id: int | None = None) -> None:
+        """Forget the user's context in ``chat_id`` (every chat when None)."""
+        ...
 
     def stats(self) -> Stats: ...
 

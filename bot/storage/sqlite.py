@@ -2,7 +2,9 @@
 
 What is kept: the question log (question, language, citations, confidence, abstained, time),
 which doubles as the record behind the buttons under each answer (so they keep working after a
-restart), feedback votes (one per user per answer, changeable) and each user's language choice.
+restart), feedback votes (one per user per answer, changeable), each user's language choice, and
+each user's dialogue context per chat (the last answered question, for follow-ups; deleted once
+older than BOT_DIALOGUE_TIMEOUT).
 
 Telegram user ids are never stored: every row carries ``HMAC-SHA256(salt, user id)`` with a random
 salt created with the database and kept in its ``meta`` table.
@@ -34,7 +36,7 @@ from bot.storage.base import (
     Unanswered,
     VoteResult,
 )
-from bot.types import Answer, Language
+from bot.types import Answer, DialogueTurn, Language
 
 #: Schema migrations; migration ``n`` (0-based) takes ``PRAGMA user_version`` from n to n+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -66,6 +68,21 @@ MIGRATIONS: tuple[str, ...] = (
         language  TEXT NOT NULL,
         updated   REAL NOT NULL
     );
+    """,
+    # 2: the dialogue context behind follow-up questions, one row per user and chat, kept no
+    # longer than BOT_DIALOGUE_TIMEOUT (rows are pruned whenever one is written).
+    """
+    CREATE TABLE dialogues (
+        user_hash TEXT NOT NULL,
+        chat_hash TEXT NOT NULL,
+        question  TEXT NOT NULL,
+        topic     TEXT NOT NULL,
+        item_id   TEXT NOT NULL,
+        language  TEXT NOT NULL,
+        asked_at  REAL NOT NULL,
+        PRIMARY KEY (user_hash, chat_hash)
+    );
+    CREATE INDEX dialogues_asked_at ON dialogues (asked_at);
     """,
 )
 
@@ -247,6 +264,61 @@ class SqliteStorage:
                 "SELECT language FROM users WHERE user_hash = ?", (self.user_hash(user_id),)
             ).fetchone()
         return cast(Language, row[0]) if row and row[0] in LANGUAGES else None
+
+    # --- dialogue context --------------------------------------------------------------------
+
+    def set_dialogue(
+        self, user_id: int, chat_id: int, turn: DialogueTurn, *, max_age: float
+    ) -> None:
+        """Remember ``turn`` as the user's context in this chat; contexts older than
+        ``max_age`` seconds (anyone's) are deleted on the way."""
+        with self._tx() as db:
+            db.execute("DELETE FROM dialogues WHERE asked_at < ?", (time.time() - max_age,))
+            db.execute(
+                "INSERT INTO dialogues (user_hash, chat_hash, question, topic, item_id, language,"
+                " asked_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_hash, chat_hash) DO UPDATE SET question = excluded.question,"
+                " topic = excluded.topic, item_id = excluded.item_id,"
+                " language = excluded.language, asked_at = excluded.asked_at",
+                (
+                    self.user_hash(user_id),
+                    self.user_hash(chat_id),
+                    turn.question,
+                    turn.topic,
+                    turn.item_id,
+                    turn.language,
+                    turn.asked_at,
+                ),
+            )
+
+    def get_dialogue(self, user_id: int, chat_id: int, *, max_age: float) -> DialogueTurn | None:
+        """The user's context in this chat if it was set less than ``max_age`` seconds ago."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT question, topic, item_id, language, asked_at FROM dialogues"
+                " WHERE user_hash = ? AND chat_hash = ? AND asked_at >= ?",
+                (self.user_hash(user_id), self.user_hash(chat_id), time.time() - max_age),
+            ).fetchone()
+        if row is None or row[3] not in LANGUAGES:
+            return None
+        return DialogueTurn(
+            question=row[0],
+            topic=row[1],
+            item_id=row[2],
+            language=cast(Language, row[3]),
+            asked_at=float(row[4]),
+        )
+
+    def forget_dialogue(self, user_id: int, chat_id: int | None = None) -> None:
+        """Forget the user's context in ``chat_id``, or in every chat when it is None."""
+        with self._tx() as db:
+            if chat_id is None:
+                db.execute("DELETE FROM dialogues WHERE user_hash = ?", (self.user_hash(user_id),))
+            else:
+                db.execute(
+                    "DELETE FROM dialogues WHERE user_hash = ? AND chat_hash = ?",
+                    (self.user_hash(user_id), self.user_hash(chat_id)),
+                )
 
     # --- reports -----------------------------------------------------------------------------
 
