@@ -55,8 +55,8 @@ FollowUpKind = Literal[
 
 #: At most this many Chinese characters (openers and particles aside) is too short to stand
 #: alone unless its own match is strong; likewise for English words.
-SHORT_HAN = 6
-SHORT_WORDS = 3
+SHORT_HAN = 4
+SHORT_WORDS = 2
 #: A short question whose best item matches this well (cosine) stands on its own ("付款方式").
 STRONG_MATCH = 0.95
 #: The topic line quotes at most this many characters of the previous question.
@@ -322,18 +322,18 @@ def switches_party(c: Cues, context: DialogueTurn) -> bool:
 # --- retrieval in context --------------------------------------------------------------------
 
 
+_SWAP = re.compile(r"甲方|乙方|\b[Pp]arty [ABab]\b")
+_OTHER = {"甲方": "乙方", "乙方": "甲方", "a": "b", "b": "a", "A": "B", "B": "A"}
+
+
 def swap_parties(text: str) -> str:
     """甲方 ↔ 乙方, Party A ↔ Party B: the same question asked about the other side."""
-    table = {"甲方": "乙方", "乙方": "甲方", "Party A": "Party B", "Party B": "Party A"}
-    pattern = re.compile(r"甲方|乙方|\b[Pp]arty [AB]\b")
 
     def flip(match: re.Match[str]) -> str:
         word = match.group(0)
-        key = word if word in table else "Party " + word[-1]
-        out = table[key]
-        return out if word[0] != "p" else out.lower()
+        return _OTHER[word] if word in _OTHER else word[:-1] + _OTHER[word[-1]]
 
-    return pattern.sub(flip, text)
+    return _SWAP.sub(flip, text)
 
 
 def neighbours(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
@@ -511,10 +511,9 @@ def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozens
         if breach is not None and breach.kind == "breach":
             out |= {b.to for b in breach.links if b.rel in rels and b.rel != "obligation"}
     # The item itself when it is what the question asks for (5.2 is a remedy: "还能要违约金吗").
-    if not any(
-        link.rel in rels and link.to == item_id for o in knowledge.items for link in o.links
-    ):
-        out.discard(item_id)
+    out.discard(item_id)
+    if any(link.rel in rels and link.to == item_id for o in knowledge.items for link in o.links):
+        out.add(item_id)
     return frozenset(out)
 
 

@@ -22,8 +22,9 @@ from bot.types import Language
 if TYPE_CHECKING:
     import opencc
 
-#: A Chinese term quoted in an English sentence is at most this many characters long.
-_TERM_CHARS = 6
+#: A Chinese term or title quoted in an English sentence is at most this many characters long
+#: ("互联网产品售后支持协议" is 10).
+_TERM_CHARS = 12
 _HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
 

@@ -31,6 +31,8 @@ from bot.answers.language import (
         ("那如果late payment呢？", "zh-Hans"),  # even with more letters than characters
         ("甲方有沒有義務準時pay服務費？", "zh-Hant"),
         ("If 甲方 pays late, what does it owe?", "en"),
+        ("What does the 互联网产品售后支持协议 say about fees?", "en"),
+        ("Party B 违约了怎么办", "zh-Hans"),  # two English words are no English sentence
         ("", "zh-Hans"),
         ("   ", "zh-Hans"),
         ("3.2", "zh-Hans"),  # no script at all: the agreement's own language

@@ -1,8 +1,10 @@
-"""The SQLite storage: created on first use, ids hashed, votes, languages, reports, migrations."""
+"""The SQLite storage: created on first use, ids hashed, votes, languages, dialogue context,
+reports, migrations."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from bot.storage.base import StorageError
 from bot.storage.sqlite import SCHEMA_VERSION
 from bot.storage.sqlite import SqliteStorage as Storage
-from bot.types import Answer, Citation
+from bot.types import Answer, Citation, DialogueTurn
 
 
 def _answer(question: str, *, abstained: bool = False, language: str = "zh-Hans") -> Answer:
@@ -124,3 +126,77 @@ def test_newer_schema_and_garbage_files_are_refused(tmp_path: Path) -> None:
         Storage(garbage)
     with pytest.raises(StorageError, match="BOT_STORAGE_PATH"):
         Storage(tmp_path)  # a directory
+
+
+def _turn(question: str = "甲方拖欠服务费怎么办", asked_at: float | None = None) -> DialogueTurn:
+    at = time.time() if asked_at is None else asked_at
+    return DialogueTurn(question, "problem-1", "zh-Hans", at, topic=question)
+
+
+def test_dialogue_context_per_user_and_chat(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "bot.sqlite3")
+    storage.set_dialogue(1, 1, _turn(), max_age=600)
+    storage.set_dialogue(1, -100, _turn("合同一式几份"), max_age=600)  # the same user in a group
+    storage.set_dialogue(2, -100, _turn("续约要提前多久"), max_age=600)
+    mine = storage.get_dialogue(1, 1, max_age=600)
+    assert mine is not None and mine == _turn(asked_at=mine.asked_at)
+    got = storage.get_dialogue(1, -100, max_age=600)
+    assert got is not None and got.question == "合同一式几份" and got.item_id == "problem-1"
+    assert storage.get_dialogue(3, -100, max_age=600) is None
+    storage.set_dialogue(1, 1, _turn("那乙方呢"), max_age=600)  # replaces, not adds
+    assert storage.get_dialogue(1, 1, max_age=600).question == "那乙方呢"  # type: ignore[union-attr]
+    storage.forget_dialogue(1, 1)
+    assert storage.get_dialogue(1, 1, max_age=600) is None
+    assert storage.get_dialogue(1, -100, max_age=600) is not None
+    storage.forget_dialogue(1)  # every chat of that user (for /forget)
+    assert storage.get_dialogue(1, -100, max_age=600) is None
+    assert storage.get_dialogue(2, -100, max_age=600) is not None
+    storage.close()
+
+
+def test_dialogue_context_expires_and_is_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    storage = Storage(path)
+    storage.set_dialogue(1, 1, _turn(asked_at=time.time() - 700), max_age=600)
+    assert storage.get_dialogue(1, 1, max_age=600) is None  # older than the timeout
+    assert storage.get_dialogue(1, 1, max_age=800) is not None
+    storage.set_dialogue(2, 2, _turn(), max_age=600)  # writing prunes what has expired
+    rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM dialogues").fetchone()[0]
+    assert rows == 1
+    storage.close()
+
+
+def test_dialogue_context_survives_reopen_and_is_shared(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    user, chat = 424242, -1001234567
+    first, second = Storage(path), Storage(path)  # two bot processes on one file
+    first.set_dialogue(user, chat, _turn(), max_age=600)
+    assert second.get_dialogue(user, chat, max_age=600) is not None
+    first.close()
+    second.close()
+    reopened = Storage(path)
+    assert reopened.get_dialogue(user, chat, max_age=600) is not None
+    reopened.close()
+    dump = "\n".join(sqlite3.connect(path).iterdump())
+    assert "甲方拖欠服务费怎么办" in dump
+    assert str(user) not in dump and str(chat) not in dump  # hashed, like every user id
+
+
+def test_migration_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
+    from bot.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "bot.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO meta (key, value) VALUES ('salt', ?)", ("ab" * 32,))
+    db.execute("INSERT INTO users (user_hash, language, updated) VALUES ('h', 'en', 0)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    storage = Storage(path)
+    assert storage.schema_version == SCHEMA_VERSION
+    storage.set_dialogue(1, 1, _turn(), max_age=600)
+    assert storage.get_dialogue(1, 1, max_age=600) is not None
+    count = storage._db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    assert count == 1
+    storage.close()
