@@ -113,19 +113,28 @@ _THE_AGREEMENT = r"(?:这|此|本|该)(?:个|份)?(?:协议|合同|合约)"
 #: Pronouns and demonstratives that point back (not at the agreement: "这个合同").
 _ZH_REFERS = re.compile(
     r"他们|她们|它们|[他她它](?!人)|这(?!个?(?:协议|合同|合约)|份)|那(?:个|些|种|条|项|样|边|里|时)"
-    r"|(?:该|此)(?:条|项|款|规定|情况)|上述|上面|前面|刚才|刚刚|对应|同样|相关|其[他它余]?"
+    r"|(?:该|此)(?:条|项|款|规定|情况)|上述|上面|前面|刚才|刚刚|对应|同样|相关|其他|其它|其余|其中"
 )
-#: Additive and contrastive words: "也算吗", "还要做什么", "除了赔偿".
-_ZH_ADDS = re.compile(r"也|还(?!有[，,、\s]|是)|又|除了|另外还|别的|其余")
+#: Additive and contrastive words: "也算吗", "还要做什么", "除了赔偿" (not "还有，…", "还是",
+#: "还有一个问题", "我也想问").
+_ZH_ADDS = re.compile(
+    r"也(?!想问|想了解|想知道)|还(?!有[，,、\s]|是|有一?个问题|想问|想了解|想知道)|又|除了|别的"
+)
 #: Question words: "合同有效期是多久呢" asks its own question; "乙方呢" does not.
 _ZH_QUESTION = re.compile(
     r"什么|啥|怎么|怎样|如何|为什么|为何|多少|多久|几|哪|谁|吗|是否|是不是|能否|可否"
     r"|有没有|行不行|可不可以|能不能|要不要|算不算"
 )
 _EN_REFERS = re.compile(
-    r"\b(?:it|its|they|them|their|theirs|this|these|those|such|ones?|the same|he|she|him|her)\b"
+    r"\b(?:its|they|them|their|theirs|this|these|those|such|the same|he|she|him|her)\b"
+    r"|\bit\b(?! (?:is |'s )?(?:possible|necessary|allowed|ok|okay|true|legal|required|"
+    r"mandatory|enough|worth|advisable)\b)"  # not "is it possible to …"
+    r"|\b(?:which|that|this|the other|another|is there|are there|there's|any) ones?\b"
     r"|\bthat\b(?! (?:the|a|an|party|we|i|you|it|they|he|she|there|if|this)\b)"
 )
+#: A clause before a comma: a pronoun after it may point back inside the question itself
+#: ("甲方逾期付款，这算违约吗？", "If the parties can't agree, is that a breach?").
+_CLAUSE_BREAK = re.compile(r"[,，;；:：]")
 _EN_THE_AGREEMENT = re.compile(r"\b(?:this|that|the) (?:agreement|contract)\b")
 _EN_ADDS = re.compile(
     r"\b(?:too|also|as well|else|either|instead|again|other than|apart from|besides)\b"
@@ -212,6 +221,21 @@ def focus_party(text: str) -> str | None:
     return _party_name(match.group(0)) if match else None
 
 
+def _topical(text: str) -> bool:
+    """Whether ``text`` names something beyond parties and generic words."""
+    return any(w not in GENERIC_WORDS for w in words(_PARTY.sub(" ", _BOTH.sub(" ", text))))
+
+
+def _points_back(pattern: re.Pattern[str], text: str) -> bool:
+    """A pronoun or demonstrative that points out of the question: not one after a clause of
+    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside)."""
+    for match in pattern.finditer(text):
+        before = _CLAUSE_BREAK.split(text[: match.start()])
+        if len(before) < 2 or not _topical(" ".join(before[:-1])):
+            return True
+    return False
+
+
 def cues(question: str) -> Cues:
     """The cues of ``question`` (any language or script)."""
     norm = normalize(question).strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
@@ -220,9 +244,10 @@ def cues(question: str) -> Cues:
     if english:
         body = _EN_OPENER.sub("", norm)
         refers = bool(
-            _EN_REFERS.search(_EN_THE_AGREEMENT.sub("", body))
+            _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
             or _EN_ADDS.search(body)
             or _EN_ELLIPSIS.search(norm)
+            or _EN_ELLIPSIS.search(body)
         )
         fragment = bool(_EN_FRAGMENT.search(body)) and not _EN_VERB.search(body)
         length = len(re.findall(r"[a-z0-9]+", body))
@@ -230,7 +255,9 @@ def cues(question: str) -> Cues:
         body = _ZH_OPENER.sub("", norm)
         without_agreement = re.sub(_THE_AGREEMENT, "", body)
         elliptical = body.endswith("呢") and not _ZH_QUESTION.search(body)
-        refers = bool(_ZH_REFERS.search(without_agreement) or _ZH_ADDS.search(body) or elliptical)
+        refers = bool(
+            _points_back(_ZH_REFERS, without_agreement) or _ZH_ADDS.search(body) or elliptical
+        )
         fragment = False
         length = len(re.findall(r"[\u3400-\u9fff]", re.sub(r"[呢吗吧啊呀嘛]$", "", body)))
     content = [
@@ -292,7 +319,7 @@ def follow_up_kind(
     if not c.topic_words and not c.asks_who:
         return "no-topic"
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
-    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN)
+    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
     if short and not strong:
         return "short"
     if alone is not None and alone.abstain:
@@ -389,6 +416,17 @@ def _search(retriever: RetrieverLike, questions: Sequence[str], k: int) -> list[
     return [retriever.search(q, k) for q in questions]
 
 
+def context_query(
+    question: str, context: DialogueTurn, kind: FollowUpKind, merge: Merge = MERGE
+) -> str:
+    """The question in context: the questions before it and it, as one text (after a party
+    switch with 甲方 and 乙方 swapped in the earlier ones)."""
+    previous = " ".join(context.question.splitlines())
+    if kind == "party" and merge.structure:
+        previous = swap_parties(previous)
+    return f"{previous} {question}"
+
+
 def contextual_retrieval(
     question: str,
     context: DialogueTurn,
@@ -398,14 +436,19 @@ def contextual_retrieval(
     *,
     merge: Merge = MERGE,
     k: int = 5,
+    together: Retrieval | None = None,
 ) -> tuple[Retrieval, str]:
-    """The retrieval of a follow-up in ``context``, and the text retrieved with it."""
+    """The retrieval of a follow-up in ``context``, and the text retrieved with it.
+
+    ``together`` is the retrieval of that text when the caller has it already (``answer_turn``
+    embeds it in one batch with the question).
+    """
     knowledge = retriever.knowledge
     c = cues(question)
     party = kind == "party" and merge.structure
-    previous = " ".join(context.question.splitlines())
-    understood = f"{swap_parties(previous) if party else previous} {question}"
-    (together,) = _search(retriever, [understood], merge.depth)
+    understood = context_query(question, context, kind, merge)
+    if together is None or together.query != understood:
+        (together,) = _search(retriever, [understood], merge.depth)
     # A question with a topic of its own that it can be answered on weighs its own words
     # most; one with none (or a fragment, or one not about the agreement by itself) is
     # mostly its context.
@@ -627,12 +670,23 @@ def answer_turn(
         result = answer(question, watched, language=language, parameters=parameters)
         searched = watched.used
     else:
-        (alone,) = _search(retriever, [question], merge.depth)
+        # When the wording already says "follow-up", the question and the question in
+        # context are embedded in one batch; otherwise only the question, until its own
+        # retrieval says whether it can stand alone.
+        guess = follow_up_kind(question, context)
+        texts = [question, context_query(question, context, guess, merge)] if guess else [question]
+        alone, *rest = _search(retriever, texts, merge.depth)
         elsewhere = about_something_else(retriever, question, alone)
         kind = follow_up_kind(question, context, alone, elsewhere=elsewhere)
         if kind:
             retrieval, understood = contextual_retrieval(
-                question, context, kind, retriever, alone, merge=merge
+                question,
+                context,
+                kind,
+                retriever,
+                alone,
+                merge=merge,
+                together=rest[0] if rest else None,
             )
         else:
             retrieval = replace(alone, hits=alone.hits[:5])

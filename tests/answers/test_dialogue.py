@@ -131,6 +131,8 @@ def _alone(dense: float = 0.9, abstain: bool = False) -> Retrieval:
         ("纯硬件也算吗？", "refers"),  # 也: in addition to what was said
         ("does it have to be in writing?", "refers"),
         ("and if Party B doesn't deliver the service?", "refers"),
+        ("And what about confidentiality?", "refers"),
+        ("What happens if it is late?", "refers"),
         ("这是哪一条规定的？", "clause"),
         ("what's the clause number?", "clause"),
         ("in what currency?", "fragment"),
@@ -162,6 +164,14 @@ def test_follow_ups_are_recognised(question: str, kind: str) -> None:
         "如果乙方泄露了甲方的资料怎么办？",
         "and who is Party A?",
         "甲方是做什么的？",
+        # A pronoun pointing inside the question, a dummy "it", asking words that are no cue.
+        "甲方逾期付款，这算违约吗？",
+        "If the parties can't agree, is that a breach?",
+        "Is it possible to renew the agreement?",
+        "Does one party have to notify the other?",
+        "还有一个问题：合同有效期多久？",
+        "我也想知道续约要提前多久",
+        "其实我想问合同有效期多久",
     ],
 )
 def test_questions_that_stand_alone_are_never_merged(question: str) -> None:
