@@ -506,10 +506,6 @@ def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     return Retriever(settings, knowledge, index, model, abstention)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # ---------------------------------------------------------------------------------------------
 # Follow-up questions: the dialogue sets (tests/data/dialogues_*.toml)
 
@@ -728,3 +724,7 @@ def compare_merges(retriever: Any, dialogues: Sequence[Dialogue]) -> list[str]:
         m = dialogue_metrics(run_dialogues(retriever, dialogues, merge))
         lines.append(f"{name:<48} {m.follow_top1:6.3f} {m.wrong_merges:6.3f}")
     return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
