@@ -50,15 +50,31 @@ from bot.search.textproc import normalize, words
 from bot.types import Answer, DialogueTurn, Hit, Item, Language, Part, Retrieval
 
 FollowUpKind = Literal[
-    "", "refers", "clause", "fragment", "no-topic", "short", "weak", "party", "conditional"
+    "",
+    "refers",
+    "clause",
+    "fragment",
+    "no-topic",
+    "short",
+    "weak",
+    "party",
+    "conditional",
+    "continues",
 ]
 
 #: At most this many Chinese characters (openers and particles aside) is too short to stand
-#: alone unless its own match is strong; likewise for English words.
-SHORT_HAN = 4
-SHORT_WORDS = 2
+#: alone unless its own match is strong or on another topic; likewise for English words.
+SHORT_HAN = 6
+SHORT_WORDS = 3
 #: A short question whose best item matches this well (cosine) stands on its own ("付款方式").
 STRONG_MATCH = 0.95
+#: A question whose own best item beats the previous answer's item by at most this much
+#: (fused score: a cosine plus a little BM25) continues that topic.
+CONTINUITY_GAP = 0.06
+#: ... and one whose best item beats it by more than this is on a topic of its own: a short
+#: question so far from the previous topic ("那合同一式几份？" after a question about late
+#: payment) is a new question, however short.
+NEW_TOPIC = 0.1
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -91,6 +107,8 @@ class Merge:
     relation_prior: float = 0.1
     #: Taken off the other side's one-sided items when a follow-up names one party.
     side_prior: float = 0.02
+    #: Own weight of a question that stays on the previous topic by its own retrieval.
+    continue_own_weight: float = 0.8
     party_penalty: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
     structure: bool = True
@@ -107,13 +125,18 @@ MERGE = Merge()
 _PARTY = re.compile(r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方")
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
-_ZH_OPENER = re.compile(r"^(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且)[，,、\s]*")
+_ZH_OPENER = re.compile(
+    r"^(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*"
+)
 _EN_OPENER = re.compile(r"^(?:and|then|so|but|also|or|ok|okay|well)\b[,\s]*")
 _THE_AGREEMENT = r"(?:这|此|本|该)(?:个|份)?(?:协议|合同|合约)"
 #: Pronouns and demonstratives that point back (not at the agreement: "这个合同").
 _ZH_REFERS = re.compile(
     r"他们|她们|它们|[他她它](?!人)|这(?!个?(?:协议|合同|合约)|份)|那(?:个|些|种|条|项|样|边|里|时)"
     r"|(?:该|此)(?:条|项|款|规定|情况)|上述|上面|前面|刚才|刚刚|对应|同样|相关|其他|其它|其余|其中"
+    # Cantonese (written in traditional characters, normalized): 佢(哋) he/they, 嗰 that,
+    # 呢 + classifier this (呢个; at the end 呢 is the particle).
+    r"|佢|[嗰𠮶](?:个|啲|度|条|时|阵|种|样)|呢(?:个|啲|条|度|种|样)"
 )
 #: Additive and contrastive words: "也算吗", "还要做什么", "除了赔偿" (not "还有，…", "还是",
 #: "还有一个问题", "我也想问").
@@ -124,6 +147,7 @@ _ZH_ADDS = re.compile(
 _ZH_QUESTION = re.compile(
     r"什么|啥|怎么|怎样|如何|为什么|为何|多少|多久|几|哪|谁|吗|是否|是不是|能否|可否"
     r"|有没有|行不行|可不可以|能不能|要不要|算不算"
+    r"|点|咩|乜|边个|边度|边间|几时|几多|系咪|有冇|得唔得|使唔使|要唔要|可唔可以|系唔系"
 )
 _EN_REFERS = re.compile(
     r"\b(?:its|they|them|their|theirs|this|these|those|such|the same|he|she|him|her)\b"
@@ -180,6 +204,7 @@ def _wordset(text: str) -> frozenset[str]:
 GENERIC_WORDS = _wordset(
     """处理 办 做 解决 应对 操作 处置 怎样 不行 行 会 先 要 那要 还要 直接 具体 一下 可 唔 之前
     之后 后 前 来 去 该 完 完要 那边 这是 这些 那些 相关 对应 不好 不成
+    咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边
     do does happen handle deal what next then first ever only exactly also too after before
     against one treat written word"""
 )
@@ -319,12 +344,25 @@ def follow_up_kind(
     if not c.topic_words and not c.asks_who:
         return "no-topic"
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
+    elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
-    if short and not strong:
+    if short and not strong and not elsewhere_topic:
         return "short"
     if alone is not None and alone.abstain:
         return "weak"
+    if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
+        return "continues"
     return ""
+
+
+def continues_topic(alone: Retrieval, item_id: str, gap: float | None = None) -> bool:
+    """Whether a question's own retrieval finds the previous answer's item (nearly) as good as
+    its best: it stays on that topic ("账号在哪里写？" after the payment time)."""
+    gap = CONTINUITY_GAP if gap is None else gap
+    scores = {hit.item_id: hit.score for hit in alone.hits}
+    if item_id not in scores or not alone.hits:
+        return False
+    return alone.hits[0].score - scores[item_id] <= gap
 
 
 def previous_parties(context: DialogueTurn) -> tuple[str, ...]:
@@ -454,6 +492,8 @@ def contextual_retrieval(
     # mostly its context.
     bare = not c.topic_words or c.fragment or alone.abstain
     w = merge.bare_own_weight if bare else merge.own_weight
+    if kind == "continues":  # its own words already find the topic: they decide the aspect
+        w = merge.continue_own_weight
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
@@ -481,7 +521,7 @@ def contextual_retrieval(
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
         add(related, merge.relation_prior)
-        if len(c.parties) == 1:
+        if len(c.parties) == 1 and kind != "continues":
             add([i for i, side in sides() if side != c.parties[0]], -merge.side_prior)
     if kind == "clause" and merge.structure:
         target = _clause_of(context.item_id, knowledge, scores)

@@ -113,8 +113,11 @@ def _context(question: str = "甲方拖欠服务费怎么办", item_id: str = "p
     return DialogueTurn(question, item_id, "zh-Hans", 0.0, topic=question)
 
 
-def _alone(dense: float = 0.9, abstain: bool = False) -> Retrieval:
-    return Retrieval("q", (Hit("3.2", dense, dense=dense),), 0.9, abstain)
+def _alone(dense: float = 0.9, abstain: bool = False, gap: float = 0.2) -> Retrieval:
+    """A question's own retrieval: its best item, and the previous answer's ("p1") ``gap``
+    below it."""
+    hits = (Hit("3.2", dense, dense=dense), Hit("p1", dense - gap, dense=dense - gap))
+    return Retrieval("q", hits, 0.9, abstain)
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -140,10 +143,15 @@ def _alone(dense: float = 0.9, abstain: bool = False) -> Retrieval:
         ("要先做什么？", "no-topic"),
         ("如果已经外流了，甲方要怎么做？", "conditional"),  # a condition without its subject
         ("谁付给谁？", "short"),
+        # Cantonese, as zh-Hant users write it: 佢哋 they, 嗰個 that, 咁 so, 點 how.
+        ("佢哋要賠嗎？", "refers"),
+        ("嗰個點算？", "refers"),
+        ("咁乙方呢？", "party"),
+        ("乙方可以點做？", "no-topic"),
     ],
 )
 def test_follow_ups_are_recognised(question: str, kind: str) -> None:
-    assert follow_up_kind(question, _context(), _alone()) == kind
+    assert follow_up_kind(question, _context(), _alone(gap=0.08)) == kind
 
 
 @pytest.mark.parametrize(
@@ -172,15 +180,24 @@ def test_follow_ups_are_recognised(question: str, kind: str) -> None:
         "还有一个问题：合同有效期多久？",
         "我也想知道续约要提前多久",
         "其实我想问合同有效期多久",
+        "續約要提前幾耐通知？",
     ],
 )
 def test_questions_that_stand_alone_are_never_merged(question: str) -> None:
     assert follow_up_kind(question, _context(), _alone()) == ""
 
 
-def test_short_questions_stand_alone_when_their_own_match_is_strong() -> None:
-    assert follow_up_kind("付款方式？", _context(), _alone(0.9)) == "short"
-    assert follow_up_kind("付款方式？", _context(), _alone(0.97)) == ""
+def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
+    near = 0.08  # the previous answer's item close behind, not close enough to continue it
+    assert follow_up_kind("付款方式？", _context(), _alone(0.9, gap=near)) == "short"
+    assert follow_up_kind("付款方式？", _context(), _alone(0.97, gap=near)) == ""
+    assert follow_up_kind("付款方式？", _context(), _alone(0.9, gap=0.2)) == ""
+
+
+def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
+    question = "账号在哪里写呀，银行那一栏？"
+    assert follow_up_kind(question, _context(), _alone(gap=0.03)) == "continues"
+    assert follow_up_kind(question, _context(), _alone(gap=0.2)) == ""
 
 
 def test_not_about_the_agreement_is_not_merged_and_no_context_no_follow_up() -> None:
