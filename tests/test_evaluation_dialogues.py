@@ -101,7 +101,7 @@ def test_heldout_wrong_merges_floor(heldout_results: list[object]) -> None:
     strict=True,
     reason=(
         "not met: held-out follow-up top-1 is 0.641 (dev 0.872); see README 'Follow-up "
-        "questions'. Strict: once the floor holds, this fails and the mark must go."
+        "evaluation'. Strict: once the floor holds, this fails and the mark must go."
     ),
 )
 def test_heldout_follow_up_top1_floor(heldout_results: list[object]) -> None:
