@@ -74,7 +74,12 @@ def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import ask
 
-    return ask(settings, args.question, as_json=args.json, language=args.lang)
+    if args.dialogue and args.question != "-":
+        print("--dialogue reads dialogues from stdin: use `ask --dialogue -`", file=sys.stderr)
+        return 2
+    return ask(
+        settings, args.question, as_json=args.json, language=args.lang, dialogue=args.dialogue
+    )
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question, or '-' to read one per line from stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
     p.add_argument("--lang", choices=["zh-Hans", "zh-Hant", "en"], help="reply language")
+    p.add_argument(
+        "--dialogue",
+        action="store_true",
+        help="with '-': blank-line-separated dialogues, later questions may follow up earlier ones",
+    )
     p.set_defaults(func=_cmd_ask)
 
     p = sub.add_parser("chat", help="interactive console chat; exits at end of input")

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     """Messages per second the bot sends at most overall (Telegram's limit); 0: no throttle."""
     shutdown_timeout: float = Field(default=10.0, ge=0)
     """Seconds to finish the updates already received after SIGINT/SIGTERM."""
+    dialogue_timeout: float = Field(default=600.0, ge=0)
+    """Seconds a chat's last question stays the context of a follow-up ("那乙方呢？"); 0: never."""
 
     # --- Knowledge, model, index -------------------------------------------------------------
     knowledge_dir: Path = Path("knowledge")

@@ -98,7 +98,8 @@ class Part:
 
     ``role`` tells a formatter how to show it: "quote" (agreement text, verbatim), "translation"
     (unofficial English), "explain" (a fixed template around knowledge), "step" (a numbered
-    procedure step), "note", "abstain", "heading". ``cite`` is the item id it rests on.
+    procedure step), "note", "abstain", "heading", "context" (what a follow-up was taken to
+    continue, "（接上一问：…）"). ``cite`` is the item id it rests on.
     """
 
     role: str
@@ -119,3 +120,19 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     parts: tuple[Part, ...] = ()
     related: tuple[str, ...] = field(default=())  # item ids offered as follow-ups
+
+
+@dataclass(frozen=True)
+class DialogueTurn:
+    """What a chat remembers of its last answered question, for follow-ups ("那乙方呢？").
+
+    ``question`` is the question as it was understood (a follow-up's includes the question it
+    followed, so a third turn still has the topic); ``topic`` the short line an answer shows
+    when it takes a follow-up as continuing it; ``item_id`` the answer's main item.
+    """
+
+    question: str
+    item_id: str
+    language: Language
+    asked_at: float  # time.time(): the context outlives a restart and is shared by processes
+    topic: str = ""

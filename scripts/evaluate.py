@@ -7,6 +7,9 @@ per language, then lists the misses (question, gold, got, confidence).
     scripts/evaluate.py --fit                        refit the abstention model on the dev split
                                                      and write bot/search/abstention.json
     scripts/evaluate.py --compare                    compare fusion methods on the dev split
+    scripts/evaluate.py --dialogues [--split ...]    follow-up questions on the dialogue sets:
+                                                     follow-up top-1, wrong merges (default dev)
+    scripts/evaluate.py --dialogues --compare        compare merge strategies on dev dialogues
 
 Only the dev split is ever used for fitting or choosing; held-out is for the floors in
 tests/test_evaluation.py.
@@ -426,13 +429,21 @@ def _select(questions: Iterable[DevQuestion], split: str) -> list[DevQuestion]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
+    parser.add_argument("--split", choices=["dev", "heldout", "all"], default=None)
     parser.add_argument("--fit", action="store_true", help="refit the abstention model on dev")
     parser.add_argument("--compare", action="store_true", help="compare fusion methods on dev")
     parser.add_argument("--no-misses", action="store_true", help="do not list the misses")
+    parser.add_argument(
+        "--dialogues",
+        action="store_true",
+        help="evaluate follow-up questions on the dialogue sets (dev unless --split says so)",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()
+    if args.dialogues:
+        return _dialogues_main(settings, args)
+    args.split = args.split or "all"
     # Fitting, comparing and --split dev never even read the held-out file.
     dev_only = args.fit or args.compare or args.split == "dev"
     questions = load_devset((DEVSET,) if dev_only else (DEVSET, HELDOUT))
@@ -465,6 +476,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _dialogues_main(settings: Settings, args: argparse.Namespace) -> int:
+    """``--dialogues``: the dev dialogues with their misses (``--compare``: merge strategies);
+    ``--split heldout`` / ``all``: aggregate figures only, never the held-out misses."""
+    retriever = _Memo(Retriever.load(settings))
+    dev = load_dialogues(DIALOGUES_DEV)
+    if args.compare:
+        print("\n".join(compare_merges(retriever, dev)))
+        return 0
+    split = args.split or "dev"  # held-out only when asked for: its figures are for the floors
+    if split in ("dev", "all"):
+        print("dev dialogues")
+        print(dialogue_report(run_dialogues(retriever, dev), show_misses=not args.no_misses))
+    if split in ("heldout", "all"):
+        heldout = load_dialogues(DIALOGUES_HELDOUT)
+        print("held-out dialogues (aggregate figures only)")
+        print(dialogue_report(run_dialogues(retriever, heldout), show_misses=False))
+    return 0
+
+
 def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     from bot.knowledge.loader import load_knowledge
     from bot.model.loading import load_encoder
@@ -474,6 +504,226 @@ def _load(settings: Settings, abstention: Abstention | None) -> Retriever:
     index = load_index(settings, knowledge, settings.embedding_model)
     model = load_encoder(settings)  # what the bot answers with (BOT_EMBEDDING_BACKEND)
     return Retriever(settings, knowledge, index, model, abstention)
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-up questions: the dialogue sets (tests/data/dialogues_*.toml)
+
+DIALOGUES_DEV = ROOT / "tests" / "data" / "dialogues_dev.toml"
+#: Written apart from the dev dialogues, the knowledge and the other evaluation sets; never
+#: tuned on, its aggregate figures only checked against the floors.
+DIALOGUES_HELDOUT = ROOT / "tests" / "data" / "dialogues_heldout.toml"
+
+
+@dataclass(frozen=True)
+class Turn:
+    text: str
+    gold: tuple[str, ...]
+    follow_up: bool
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    id: str
+    lang: str
+    split: str
+    turns: tuple[Turn, ...]
+
+
+def load_dialogues(path: Path) -> list[Dialogue]:
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    return [
+        Dialogue(
+            id=d["id"],
+            lang=d["lang"],
+            split=d["split"],
+            turns=tuple(
+                Turn(t["text"], tuple(t["gold"]), bool(t["follow_up"]), t.get("meaning", ""))
+                for t in d["turn"]
+            ),
+        )
+        for d in data["dialogue"]
+    ]
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    dialogue: Dialogue
+    index: int
+    kind: str  # why it was read as a follow-up ("" when it was not)
+    item: str | None  # the answer's main item (None: abstained or no item)
+    understood: str
+
+    @property
+    def turn(self) -> Turn:
+        return self.dialogue.turns[self.index]
+
+    @property
+    def correct(self) -> bool:
+        return self.item is not None and self.item in self.turn.gold
+
+
+class _Memo:
+    """Caches a retriever's searches (comparing merge settings repeats the same questions)."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+        self.knowledge = retriever.knowledge
+        self._cache: dict[tuple[str, int], Retrieval] = {}
+
+    def search_many(self, questions: Sequence[str], k: int = 5) -> list[Retrieval]:
+        todo = [q for q in dict.fromkeys(questions) if (q, k) not in self._cache]
+        for q, r in zip(todo, self.retriever.search_many(todo, k), strict=True):
+            self._cache[(q, k)] = r
+        return [self._cache[(q, k)] for q in questions]
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        return self.search_many([question], k)[0]
+
+    def score_many(self, questions: Sequence[str]) -> list[Any]:
+        return self.retriever.score_many(questions)
+
+
+def run_dialogues(
+    retriever: Any, dialogues: Sequence[Dialogue], merge: Any = None
+) -> list[TurnResult]:
+    """Play each dialogue through ``answer_turn`` as the bot would (no timeout in between)."""
+    from bot.answers.dialogue import MERGE, answer_turn, main_item
+    from bot.answers.language import resolve_language
+    from bot.types import DialogueTurn
+
+    out: list[TurnResult] = []
+    for dialogue in dialogues:
+        context: DialogueTurn | None = None
+        for index, turn in enumerate(dialogue.turns):
+            previous = context.language if context is not None else None
+            language = resolve_language(None, None, turn.text, previous)
+            reply = answer_turn(
+                turn.text, retriever, context, language=language, now=0.0, merge=merge or MERGE
+            )
+            if reply.turn is not None:
+                context = reply.turn
+            out.append(
+                TurnResult(dialogue, index, reply.kind, main_item(reply.answer), reply.understood)
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class DialogueMetrics:
+    n_follow: int
+    follow_top1: float  # follow-ups whose first answer in context is a gold item
+    n_control: int  # later turns that stand on their own
+    wrong_merges: float  # share of those read as a follow-up
+    missed: float  # share of follow-ups read as standing alone
+    control_top1: float
+    first_top1: float
+
+    def row(self, label: str) -> str:
+        return (
+            f"{label:<14} {self.n_follow:>4} {self.follow_top1:6.3f} {self.missed:6.3f}  "
+            f"{self.n_control:>4} {self.wrong_merges:6.3f} {self.control_top1:6.3f}  "
+            f"{self.first_top1:6.3f}"
+        )
+
+
+DIALOGUE_HEADER = (
+    f"{'':<14} {'fu':>4} {'top1':>6} {'missed':>6}  {'ctrl':>4} {'wrong':>6} {'top1':>6}  "
+    f"{'first':>6}"
+)
+
+
+def dialogue_metrics(results: Sequence[TurnResult]) -> DialogueMetrics:
+    follow = [r for r in results if r.turn.follow_up]
+    control = [r for r in results if r.index > 0 and not r.turn.follow_up]
+    first = [r for r in results if r.index == 0]
+
+    def share(part: Sequence[TurnResult], test: Any) -> float:
+        return sum(1 for r in part if test(r)) / len(part) if part else 0.0
+
+    return DialogueMetrics(
+        n_follow=len(follow),
+        follow_top1=share(follow, lambda r: r.correct),
+        n_control=len(control),
+        wrong_merges=share(control, lambda r: bool(r.kind)),
+        missed=share(follow, lambda r: not r.kind),
+        control_top1=share(control, lambda r: r.correct),
+        first_top1=share(first, lambda r: r.correct),
+    )
+
+
+def dialogue_report(results: Sequence[TurnResult], *, show_misses: bool = True) -> str:
+    """Follow-up top-1, missed follow-ups, wrong merges of stand-alone questions; per language."""
+    lines = [
+        "fu: follow-ups (top1 in context, missed: read as standing alone); ctrl: later turns that"
+        " stand alone (wrong: merged, top1); first: first turns' top1",
+        DIALOGUE_HEADER,
+        dialogue_metrics(results).row("all"),
+    ]
+    for lang in LANGUAGES:
+        part = [r for r in results if r.dialogue.lang == lang]
+        if part:
+            lines.append(dialogue_metrics(part).row(lang))
+    if show_misses:
+        lines.append("")
+        lines.append("misses (dialogue turn: question | gold | got | read as):")
+        for r in results:
+            wrong_merge = r.index > 0 and not r.turn.follow_up and r.kind
+            if (r.turn.follow_up and not r.correct) or wrong_merge:
+                label = "WRONG-MERGE" if wrong_merge else "FOLLOW-UP"
+                lines.append(
+                    f"  [{label}] {r.dialogue.id} {r.index}: {r.turn.text} | {list(r.turn.gold)}"
+                    f" | {r.item} | {r.kind or 'alone'}"
+                )
+    return "\n".join(lines)
+
+
+def merge_variants() -> list[tuple[str, Any]]:
+    """The merge strategies compared on the dev dialogues (``--dialogues --compare``)."""
+    from bot.answers.dialogue import MERGE
+
+    none = replace(
+        MERGE,
+        item_prior=0.0,
+        bare_item_prior=0.0,
+        link_prior=0.0,
+        relation_prior=0.0,
+        side_prior=0.0,
+        structure=False,
+    )
+    alone = replace(none, own_weight=1.0, bare_own_weight=1.0)
+    together = replace(none, own_weight=0.0, bare_own_weight=0.0)
+    return [
+        ("the question alone (no context)", alone),
+        ("the two questions together", together),
+        (
+            "alone + previous main item as a prior",
+            replace(alone, item_prior=0.05, bare_item_prior=0.05),
+        ),
+        (
+            "together + previous main item as a prior",
+            replace(together, item_prior=0.05, bare_item_prior=0.05),
+        ),
+        ("mix of alone and together (0.8 / 0.3)", none),
+        ("mix + priors (item, links, relation, side)", replace(MERGE, structure=False)),
+        ("kept: mix + priors + clause and party switch", MERGE),
+        ("kept, but context = last question only", replace(MERGE, context="last")),
+        ("kept, but equal mix (0.5 / 0.5)", replace(MERGE, own_weight=0.5, bare_own_weight=0.5)),
+        ("kept, without the relation prior", replace(MERGE, relation_prior=0.0)),
+    ]
+
+
+def compare_merges(retriever: Any, dialogues: Sequence[Dialogue]) -> list[str]:
+    """Follow-up top-1 (and wrong merges, which only detection decides) of merge strategies on
+    the (dev) dialogues."""
+    n = sum(turn.follow_up for dialogue in dialogues for turn in dialogue.turns)
+    lines = [f"{'strategy':<48} {'top1':>6} {'wrong':>6}   ({n} follow-ups)"]
+    for name, merge in merge_variants():
+        m = dialogue_metrics(run_dialogues(retriever, dialogues, merge))
+        lines.append(f"{name:<48} {m.follow_top1:6.3f} {m.wrong_merges:6.3f}")
+    return lines
 
 
 if __name__ == "__main__":

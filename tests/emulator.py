@@ -626,10 +626,28 @@ class BotApiEmulator:
         self.push_update({"edited_message": edited})
         return edited
 
-    def _media(self, chat_type: str, user: JSON | None, chat: JSON | None, **content: Any) -> JSON:
-        message = self._new_message(user, chat, chat_type, None, **content)
+    def _media(
+        self,
+        chat_type: str,
+        user: JSON | None,
+        chat: JSON | None,
+        reply_to: JSON | Sent | None = None,
+        **content: Any,
+    ) -> JSON:
+        message = self._new_message(user, chat, chat_type, reply_to, **content)
         self.push_update({"message": message})
         return message
+
+    @staticmethod
+    def _caption(
+        caption: str | None, entities: list[JSON] | None, media_group_id: str | None
+    ) -> JSON:
+        extra: JSON = {"caption": caption} if caption else {}
+        if caption and entities:
+            extra["caption_entities"] = entities
+        if media_group_id:
+            extra["media_group_id"] = media_group_id
+        return extra
 
     def sticker(
         self, *, user: JSON | None = None, chat: JSON | None = None, chat_type: str = "private"
@@ -653,13 +671,57 @@ class BotApiEmulator:
         chat: JSON | None = None,
         chat_type: str = "private",
         caption: str | None = None,
+        caption_entities: list[JSON] | None = None,
+        media_group_id: str | None = None,
+        reply_to: JSON | Sent | None = None,
     ) -> JSON:
+        """A photo; with ``media_group_id``, one item of an album (send each item)."""
         sizes = [
             {"file_id": f"AgACphoto{n}", "file_unique_id": f"AQADphoto{n}", "width": w, "height": w}
             for n, w in enumerate((90, 320, 800))
         ]
-        extra = {"caption": caption} if caption else {}
-        return self._media(chat_type, user, chat, photo=sizes, **extra)
+        extra = self._caption(caption, caption_entities, media_group_id)
+        return self._media(chat_type, user, chat, reply_to, photo=sizes, **extra)
+
+    def document(
+        self,
+        *,
+        user: JSON | None = None,
+        chat: JSON | None = None,
+        chat_type: str = "private",
+        caption: str | None = None,
+        caption_entities: list[JSON] | None = None,
+        media_group_id: str | None = None,
+    ) -> JSON:
+        document = {
+            "file_id": "BQACdocument",
+            "file_unique_id": "AgADdocument",
+            "file_name": "合同.pdf",
+            "mime_type": "application/pdf",
+            "file_size": 12345,
+        }
+        extra = self._caption(caption, caption_entities, media_group_id)
+        return self._media(chat_type, user, chat, document=document, **extra)
+
+    def video(
+        self,
+        *,
+        user: JSON | None = None,
+        chat: JSON | None = None,
+        chat_type: str = "private",
+        caption: str | None = None,
+        caption_entities: list[JSON] | None = None,
+        media_group_id: str | None = None,
+    ) -> JSON:
+        video = {
+            "file_id": "BAACvideo",
+            "file_unique_id": "AgADvideo",
+            "width": 640,
+            "height": 360,
+            "duration": 5,
+        }
+        extra = self._caption(caption, caption_entities, media_group_id)
+        return self._media(chat_type, user, chat, video=video, **extra)
 
     def location(
         self,

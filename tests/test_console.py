@@ -90,3 +90,41 @@ def test_stale_index_is_refused_with_the_fix(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "index" in captured.err.lower()
+
+
+def test_ask_json_dialogue_one_object_per_question_in_order(index_env: dict[str, str]) -> None:
+    stdin = (
+        "甲方拖欠服务费怎么办\n那乙方呢？\n\n\n"  # two blank lines: still one separator
+        "How much notice is needed to renew the agreement?\ndoes it have to be in writing?\n\n"
+        "那乙方呢？\n"  # a dialogue of its own: nothing to follow up
+    )
+    proc = run_cli("ask", "--json", "--dialogue", "-", stdin=stdin, env=index_env)
+    assert proc.returncode == 0, proc.stderr
+    objs = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [(o["dialogue"], o["turn"], o["follow_up"]) for o in objs] == [
+        (1, 1, False),
+        (1, 2, True),
+        (2, 1, False),
+        (2, 2, True),
+        (3, 1, False),
+    ]
+    for obj in objs:
+        assert list(obj)[: len(KEYS)] == KEYS
+    assert [o["question"] for o in objs][:2] == ["甲方拖欠服务费怎么办", "那乙方呢？"]
+    assert objs[1]["answer"].startswith("（接上一问：甲方拖欠服务费怎么办）")
+    assert objs[3]["citations"][0]["id"] == "2.2" and objs[3]["language"] == "en"
+    assert "接上一问" not in objs[4]["answer"]
+    # Without --dialogue every question stands alone, as before.
+    alone = run_cli("ask", "--json", "-", stdin="甲方拖欠服务费怎么办\n那乙方呢？\n", env=index_env)
+    assert "接上一问" not in alone.stdout
+    refused = run_cli("ask", "--dialogue", "合同有效期多久？", env=index_env)
+    assert refused.returncode == 2 and "stdin" in refused.stderr
+
+
+def test_chat_reads_follow_ups_in_context(index_env: dict[str, str]) -> None:
+    proc = run_cli(
+        "chat", stdin="甲方拖欠服务费怎么办\n那乙方呢？\n合同一式几份？\n", env=index_env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("（接上一问：甲方拖欠服务费怎么办）") == 1
+    assert "【第7.1条】本协议一式两份" in proc.stdout

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.answers.language import detect_language, to_script, to_simplified
+from bot.answers.language import resolve_language, to_script, to_simplified
 from bot.answers.texts import t
 from bot.knowledge.loader import fill_blanks
 from bot.types import Answer, Citation, Hit, Item, Language, Parameter, Part, Retrieval
@@ -544,7 +544,7 @@ def answer(
     knowledge = retriever.knowledge
     # An item id on its own ("breach-1", from a follow-up button) is no language at all.
     by_id = knowledge.get(question.strip())
-    lang: Language = language or ("zh-Hans" if by_id else detect_language(question))
+    lang: Language = language or ("zh-Hans" if by_id else resolve_language(None, None, question))
     b = _builder(knowledge, lang, parameters)
 
     q = normalize_question(question)

@@ -1,8 +1,9 @@
 """Which language a question is in, and the script conversion for replies.
 
-Detection is a cheap count, no model: traditional-only characters (those OpenCC's ``t2s``
-changes) against simplified-only ones (those ``s2t`` changes) decide between zh-Hant and
-zh-Hans; Latin letters against Han characters decide between English and Chinese.
+Detection is a cheap count, no model: any Han character makes text Chinese (unless it is an
+English sentence quoting one short Chinese term); traditional-only characters (those OpenCC's
+``t2s`` changes) against simplified-only ones (those ``s2t`` changes) decide between zh-Hant and
+zh-Hans. ``resolve_language`` is the one function that decides a reply's language.
 
 Replies in zh-Hant are the zh-Hans text converted with OpenCC ``s2tw``: a character-level
 conversion (Taiwan-standard glyphs such as 為, not OpenCC's 爲) that keeps the agreement's own
@@ -12,6 +13,7 @@ a quoted legal clause instead of transliterating it.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -20,8 +22,11 @@ from bot.types import Language
 if TYPE_CHECKING:
     import opencc
 
-#: One Han character carries roughly as much as two Latin letters; used to weigh mixed text.
-_HAN_WEIGHT = 2
+#: A Chinese term or title quoted in an English sentence is at most this many characters long
+#: ("互联网产品售后支持协议" is 10).
+_TERM_CHARS = 12
+_HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 #: OpenCC configuration for zh-Hant replies (see the module docstring for why not s2twp).
 _TO_TRADITIONAL = "s2tw"
@@ -46,30 +51,90 @@ def _is_latin(char: str) -> bool:
     return ("a" <= char <= "z") or ("A" <= char <= "Z")
 
 
+def _quotes_a_term(text: str) -> bool:
+    """An English sentence that only quotes a Chinese term ("what does 争议解决 mean"): one run
+    of at most ``_TERM_CHARS`` Han characters, at least three English words around it, and
+    English first."""
+    runs = _HAN_RUN.findall(text)
+    if len(runs) != 1 or len(runs[0]) > _TERM_CHARS:
+        return False
+    first = next(c for c in text if is_han(c) or _is_latin(c))
+    return _is_latin(first) and len(_LATIN_WORD.findall(text)) >= 3
+
+
 def detect_language(text: str) -> Language:
     """Guess the language and script of ``text``.
 
-    English when Latin letters outweigh Han characters (a tie goes to whichever script comes
-    first); otherwise zh-Hant when more characters are traditional-only than simplified-only,
-    else zh-Hans. Empty or script-less text is zh-Hans, the agreement's own language.
+    Mixed text counts as Chinese ("乙方breach了怎么办", "那如果late payment呢"): any Han character
+    makes it Chinese unless the text is an English sentence quoting one short Chinese term
+    ("what does 争议解决 mean"). Chinese is zh-Hant when more characters are traditional-only
+    than simplified-only, else zh-Hans. Empty or script-less text is zh-Hans, the agreement's
+    own language.
     """
     han = [c for c in text if is_han(c)]
-    letters = sum(1 for c in text if _is_latin(c))
-    weighted_han = _HAN_WEIGHT * len(han)
-    if letters > weighted_han:
-        return "en"
-    if letters and letters == weighted_han:
-        first = next(c for c in text if is_han(c) or _is_latin(c))
-        if _is_latin(first):
-            return "en"
     if not han:
-        return "zh-Hans"
-    joined = "".join(han)
+        return "en" if any(_is_latin(c) for c in text) else "zh-Hans"
+    if _quotes_a_term(text):
+        return "en"
+    return chinese_script(text) or "zh-Hans"
+
+
+def chinese_script(text: str) -> Language | None:
+    """zh-Hant or zh-Hans when ``text`` has more characters of one script than of the other;
+    None when it says nothing about the script ("合同有效期多久" is written the same in both)."""
+    joined = "".join(c for c in text if is_han(c))
+    if not joined:
+        return None
     to_simplified = _converter("t2s").convert(joined)
     to_traditional = _converter("s2t").convert(joined)
     traditional_only = sum(1 for a, b in zip(joined, to_simplified, strict=False) if a != b)
     simplified_only = sum(1 for a, b in zip(joined, to_traditional, strict=False) if a != b)
+    if traditional_only == simplified_only:
+        return None
     return "zh-Hant" if traditional_only > simplified_only else "zh-Hans"
+
+
+def has_language(text: str) -> bool:
+    """Whether ``text`` is written in some language at all (Han characters or Latin letters);
+    "3.2", "?" or an emoji are not, and leave the choice to other signals."""
+    return any(is_han(c) or _is_latin(c) for c in text)
+
+
+def resolve_language(
+    chosen: Language | None,
+    language_code: str | None,
+    text: str = "",
+    previous: Language | None = None,
+) -> Language:
+    """The reply language: the one function that decides it, for every front end.
+
+    1. The user's explicit choice (``/lang``, ``--lang``) always wins.
+    2. Otherwise a question in some language is answered in its own language and script
+       (mixed text counts as Chinese, see :func:`detect_language`). Chinese that says nothing
+       about its script ("合同有效期多久") keeps the script of the conversation (``previous``,
+       the language of the question it follows up), else the script of a Chinese
+       ``language_code`` (zh-hk → traditional), else simplified.
+    3. A message without a question of its own (``/start``, ``/help``, a button, "3.2") follows
+       Telegram's ``language_code``, else zh-Hans, the agreement's own language.
+
+    Most Chinese users run Telegram in English (there is no official Chinese interface), so
+    ``language_code`` never decides the language of an actual question.
+    """
+    if chosen is not None:
+        return chosen
+    from_code = parse_language(language_code)
+    if has_language(text):
+        detected = detect_language(text)
+        if detected == "en":
+            return "en"
+        script = chinese_script(text)
+        if script is not None:
+            return script
+        for hint in (previous, from_code):
+            if hint is not None and hint != "en":
+                return hint
+        return "zh-Hans"
+    return from_code or "zh-Hans"
 
 
 def to_script(text: str, language: Language) -> str:

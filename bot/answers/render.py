@@ -76,7 +76,7 @@ def to_html(answer: Answer, knowledge: object | None = None, *, related: bool = 
             out.append(f"{cite}{e(part.text)}")
         elif part.role in ("heading", "step"):
             out.append(f"<b>{e(part.text)}</b>")
-        elif part.role in ("section", "note"):
+        elif part.role in ("section", "note", "context"):
             out.append(f"<i>{e(part.text)}</i>")
         elif part.role == "related":
             out.append(e(_related_line(part, answer)))

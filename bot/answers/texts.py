@@ -88,6 +88,7 @@ ZH_HANS: dict[str, str] = {
     "complaint.party_note": "此条约束的是甲乙双方之间因履行本协议产生的争议。",
     # --- misc -------------------------------------------------------------------------------
     "related.title": "您可能还想了解：",
+    "dialogue.topic": "（接上一问：{topic}）",
     "confidence": "匹配度：{value}",
     "error": "出错了，请稍后再试。",
 }
@@ -172,6 +173,7 @@ EN: dict[str, str] = {
         "This clause governs disputes between Party A and Party B arising from the agreement."
     ),
     "related.title": "You may also want to read:",
+    "dialogue.topic": "(Following on from: {topic})",
     "confidence": "Match: {value}",
     "error": "Something went wrong, please try again later.",
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.types import Answer, Language
+from bot.types import Answer, DialogueTurn, Language
 
 LANGUAGES: frozenset[str] = frozenset({"zh-Hans", "zh-Hant", "en"})
 
@@ -86,8 +86,8 @@ class VoteResult:
 
 
 class Storage(Protocol):
-    """The question log (also the record behind the buttons under each answer), feedback votes
-    and each user's language choice."""
+    """The question log (also the record behind the buttons under each answer), feedback votes,
+    each user's language choice and each user's dialogue context per chat."""
 
     @property
     def dialect(self) -> str:
@@ -135,6 +135,21 @@ class Storage(Protocol):
 
     def ping(self) -> None:
         """Raises when the storage cannot be reached."""
+        ...
+
+    def set_dialogue(
+        self, user_id: int, chat_id: int, turn: DialogueTurn, *, max_age: float
+    ) -> None:
+        """Remember ``turn`` as the user's context in this chat; delete contexts older than
+        ``max_age`` seconds."""
+        ...
+
+    def get_dialogue(self, user_id: int, chat_id: int, *, max_age: float) -> DialogueTurn | None:
+        """The user's context in this chat, if set less than ``max_age`` seconds ago."""
+        ...
+
+    def forget_dialogue(self, user_id: int, chat_id: int | None = None) -> None:
+        """Forget the user's context in ``chat_id`` (every chat when None)."""
         ...
 
     def stats(self) -> Stats: ...

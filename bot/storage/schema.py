@@ -90,6 +90,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    _both(
+        "the dialogue context behind follow-up questions, one row per user and chat, kept no"
+        " longer than BOT_DIALOGUE_TIMEOUT (rows are pruned whenever one is written)",
+        """
+        CREATE TABLE dialogues (
+            user_hash TEXT NOT NULL,
+            chat_hash TEXT NOT NULL,
+            question  TEXT NOT NULL,
+            topic     TEXT NOT NULL,
+            item_id   TEXT NOT NULL,
+            language  TEXT NOT NULL,
+            asked_at  REAL NOT NULL,
+            PRIMARY KEY (user_hash, chat_hash)
+        );
+        CREATE INDEX dialogues_asked_at ON dialogues (asked_at)
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,7 +35,7 @@ from bot.storage.base import (
     VoteResult,
 )
 from bot.storage.schema import MIGRATIONS, Dialect
-from bot.types import Answer, Language
+from bot.types import Answer, DialogueTurn, Language
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,68 @@ class SqlStorage(ABC):
                 cur, "SELECT language FROM users WHERE user_hash = ?", (self.user_hash(user_id),)
             ).fetchone()
         return cast(Language, row[0]) if row and row[0] in LANGUAGES else None
+
+    # --- dialogue context --------------------------------------------------------------------
+
+    def set_dialogue(
+        self, user_id: int, chat_id: int, turn: DialogueTurn, *, max_age: float
+    ) -> None:
+        """Remember ``turn`` as the user's context in this chat; contexts older than
+        ``max_age`` seconds (anyone's) are deleted on the way."""
+        with self._tx() as cur:
+            self._execute(
+                cur, "DELETE FROM dialogues WHERE asked_at < ?", (self._clock() - max_age,)
+            )
+            self._execute(
+                cur,
+                "INSERT INTO dialogues (user_hash, chat_hash, question, topic, item_id, language,"
+                " asked_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_hash, chat_hash) DO UPDATE SET question = excluded.question,"
+                " topic = excluded.topic, item_id = excluded.item_id,"
+                " language = excluded.language, asked_at = excluded.asked_at",
+                (
+                    self.user_hash(user_id),
+                    self.user_hash(chat_id),
+                    turn.question,
+                    turn.topic,
+                    turn.item_id,
+                    turn.language,
+                    turn.asked_at,
+                ),
+            )
+
+    def get_dialogue(self, user_id: int, chat_id: int, *, max_age: float) -> DialogueTurn | None:
+        """The user's context in this chat if it was set less than ``max_age`` seconds ago."""
+        with self._tx() as cur:
+            row = self._execute(
+                cur,
+                "SELECT question, topic, item_id, language, asked_at FROM dialogues"
+                " WHERE user_hash = ? AND chat_hash = ? AND asked_at >= ?",
+                (self.user_hash(user_id), self.user_hash(chat_id), self._clock() - max_age),
+            ).fetchone()
+        if row is None or row[3] not in LANGUAGES:
+            return None
+        return DialogueTurn(
+            question=row[0],
+            topic=row[1],
+            item_id=row[2],
+            language=cast(Language, row[3]),
+            asked_at=float(row[4]),
+        )
+
+    def forget_dialogue(self, user_id: int, chat_id: int | None = None) -> None:
+        """Forget the user's context in ``chat_id``, or in every chat when it is None."""
+        with self._tx() as cur:
+            if chat_id is None:
+                self._execute(
+                    cur, "DELETE FROM dialogues WHERE user_hash = ?", (self.user_hash(user_id),)
+                )
+            else:
+                self._execute(
+                    cur,
+                    "DELETE FROM dialogues WHERE user_hash = ? AND chat_hash = ?",
+                    (self.user_hash(user_id), self.user_hash(chat_id)),
+                )
 
     # --- reports -----------------------------------------------------------------------------
 

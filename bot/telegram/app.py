@@ -28,6 +28,7 @@ from telegram.ext import (
     CommandHandler,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -36,6 +37,7 @@ from bot.settings import Settings
 from bot.storage.backends import open_storage
 from bot.storage.base import StorageError
 from bot.telegram.admin import cmd_reload, cmd_stats, cmd_unanswered
+from bot.telegram.conversation import ignore_other_bots
 from bot.telegram.format import RetrieverLike
 from bot.telegram.handlers import (
     cmd_clause,
@@ -47,6 +49,7 @@ from bot.telegram.handlers import (
     on_callback,
     on_error,
     on_inline,
+    on_media,
     on_other,
     on_text,
     on_unknown_command,
@@ -164,12 +167,17 @@ def build_application(
             MessageHandler(messages & filters.TEXT & ~filters.COMMAND, on_text),
             MessageHandler(messages & filters.COMMAND, on_unknown_command),
             MessageHandler(
+                messages & (filters.PHOTO | filters.VIDEO | filters.Document.ALL), on_media
+            ),
+            MessageHandler(
                 filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other
             ),
             CallbackQueryHandler(on_callback),
             InlineQueryHandler(on_inline),
         ]
     )
+    # Before every handler: other bots' messages in groups are dropped (no bot-to-bot loops).
+    application.add_handler(TypeHandler(Update, ignore_other_bots), group=-1)
     application.add_error_handler(on_error)
     return application
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -35,7 +35,8 @@ class _SearchNeeded(Exception):
 
 
 class _NoSearch:
-    """A retriever view for the first pass: anything but ``search``."""
+    """A retriever view for the first pass: anything but the model (``search`` and whatever
+    else a composition asks of the retriever, e.g. ``search_many``, raise ``_SearchNeeded``)."""
 
     def __init__(self, base: RetrieverLike) -> None:
         self._base = base
@@ -46,6 +47,9 @@ class _NoSearch:
 
     def search(self, question: str, k: int = 5) -> Retrieval:
         raise _SearchNeeded(question)
+
+    def __getattr__(self, name: str) -> Any:
+        raise _SearchNeeded(name)
 
 
 class Precomputed:
@@ -64,6 +68,11 @@ class Precomputed:
         found = self._retrievals.get((question, k))
         return found if found is not None else self._base.search(question, k)
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (``search_many``, ``score_many`` for a follow-up's context) is the real
+        # retriever's: the composition gets exactly what it would get unbatched.
+        return getattr(self._base, name)
+
 
 def search_batch(retriever: RetrieverLike, queries: Sequence[tuple[str, int]]) -> list[Retrieval]:
     """``search`` for each (question, k), embedding all questions in one call when the
@@ -80,19 +89,28 @@ def search_batch(retriever: RetrieverLike, queries: Sequence[tuple[str, int]]) -
     return [r for r in out if r is not None]
 
 
+#: A composition other than plain ``answer()``: given the retriever (view), its result.
+Compose = Callable[[RetrieverLike], Any]
+
+
 @dataclass(frozen=True)
 class Job:
-    """One question of a batch: to answer, or (``search_k`` set) only to search (inline mode)."""
+    """One question of a batch: to answer, or (``search_k`` set) only to search (inline mode);
+    ``compose`` answers it another way (a follow-up in its dialogue) through the same views."""
 
     question: str
     language: Language | None = None
     parameters: Mapping[str, str] | None = None
     search_k: int | None = None
+    compose: Compose | None = None
+
+    def run(self, retriever: RetrieverLike) -> Any:
+        if self.compose is not None:
+            return self.compose(retriever)
+        return answer(self.question, retriever, language=self.language, parameters=self.parameters)
 
 
-def answer_batch(
-    retriever: RetrieverLike, jobs: Sequence[Job]
-) -> list[Answer | Retrieval | Exception]:
+def answer_batch(retriever: RetrieverLike, jobs: Sequence[Job]) -> list[Any]:
     """``answer()`` for each job (``search`` for search jobs), the questions that need the
     model embedded in one call.
 
@@ -106,9 +124,7 @@ def answer_batch(
             searching.append(i)
             continue
         try:
-            results[i] = answer(
-                job.question, first, language=job.language, parameters=job.parameters
-            )
+            results[i] = job.run(first)
         except _SearchNeeded:
             searching.append(i)
         except Exception as exc:  # a bug for one question must not cost the others theirs
@@ -129,9 +145,7 @@ def answer_batch(
                 if job.search_k is not None:
                     results[i] = view.search(job.question, job.search_k)
                 else:
-                    results[i] = answer(
-                        job.question, view, language=job.language, parameters=job.parameters
-                    )
+                    results[i] = job.run(view)
             except Exception as exc:
                 results[i] = exc
     return [r if r is not None else RuntimeError("not answered") for r in results]
@@ -174,6 +188,11 @@ class AnswerBatcher:
         parameters: Mapping[str, str] | None = None,
     ) -> Answer:
         return cast(Answer, await self._submit(retriever, Job(question, language, parameters)))
+
+    async def run(self, question: str, retriever: RetrieverLike, compose: Compose) -> Any:
+        """``compose(retriever)`` in the batch's worker thread, its search for ``question``
+        batched with the other questions' (what else it asks of the retriever is not)."""
+        return await self._submit(retriever, Job(question, compose=compose))
 
     async def search(self, question: str, retriever: RetrieverLike, k: int = 5) -> Retrieval:
         """``retriever.search(question, k)``, batched with the questions being answered."""

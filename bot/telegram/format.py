@@ -20,7 +20,8 @@ from typing import Protocol
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 
 from bot.answers.compose import KnowledgeLike as AnswerKnowledge
-from bot.answers.language import LANGUAGES, detect_language, parse_language
+from bot.answers.language import LANGUAGES
+from bot.answers.language import resolve_language as resolve_language  # re-exported
 from bot.answers.texts import t
 from bot.search.textproc import parse_number
 from bot.telegram import texts as _registered  # noqa: F401  (registers the tg_ strings)
@@ -55,25 +56,7 @@ class RetrieverLike(Protocol):
 
 
 # --- language ----------------------------------------------------------------------------
-
-
-def resolve_language(
-    chosen: Language | None, language_code: str | None, text: str = ""
-) -> Language:
-    """The reply language: the user's /lang choice, else Telegram's language_code, else the text.
-
-    A bare ``zh`` tag does not say which script, so the text's own script decides between
-    simplified and traditional then.
-    """
-    if chosen is not None:
-        return chosen
-    from_code = parse_language(language_code)
-    if from_code is not None:
-        if (language_code or "").strip().lower() == "zh" and text.strip():
-            detected = detect_language(text)
-            return detected if detected != "en" else from_code
-        return from_code
-    return detect_language(text) if text.strip() else "zh-Hans"
+# The reply language is decided by ``bot.answers.language.resolve_language`` (re-exported here).
 
 
 def cut_question(text: str, limit: int) -> tuple[str, bool]:

@@ -21,6 +21,15 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from bot.answers.compose import answer, item_answer
 from bot.answers.texts import t
 from bot.telegram.batching import Precomputed
+from bot.telegram.conversation import (
+    FOLLOW_UP_SOURCES,
+    after_album,
+    albums_of,
+    converse,
+    dialogue_of,
+    forget_dialogue,
+    with_typing,
+)
 from bot.telegram.format import (
     RetrieverLike,
     addressed_text,
@@ -50,7 +59,7 @@ from bot.telegram.state import (
     state_of,
     user_key,
 )
-from bot.types import Answer, Item, Language
+from bot.types import Answer, DialogueTurn, Item, Language
 
 if TYPE_CHECKING:
     from telegram import Message
@@ -70,12 +79,17 @@ async def _answer_and_send(
     source: str,
     chat_id: int | None = None,
     note: str = "",
+    dialogue: DialogueTurn | None = None,
 ) -> Answer:
-    """The core: answer ``question`` in a thread, log it, send it with its keyboard."""
+    """The core: answer ``question`` in a thread (after ``dialogue``, the context it may follow
+    up; typing shown if it takes a while), log it, send it with its keyboard."""
     state = state_of(context)
     started = time.monotonic()
     retriever = state.ready_retriever  # one reference for the whole answer, even during /reload
-    result = await state.answers.answer(question, retriever, language=language)
+    chat = update.effective_chat
+    target = chat_id if chat_id is not None else (chat.id if chat else user_key(update))
+    work = converse(state, update, retriever, question, language, dialogue)
+    result = await with_typing(context, target, work)
     answer_id = None
     if result.intent != "empty":
         answer_id = await state.off_loop(
@@ -89,8 +103,6 @@ async def _answer_and_send(
         keyboard: InlineKeyboardMarkup | None = toc_keyboard(result)
     else:
         keyboard = answer_keyboard(result, answer_id, knowledge)
-    chat = update.effective_chat
-    target = chat_id if chat_id is not None else (chat.id if chat else user_key(update))
     # In groups (and for edited messages) the answer quotes the question it answers.
     message = update.effective_message if update.callback_query is None else None
     quote = message is not None and (is_group(update) or source == "edit")
@@ -120,14 +132,18 @@ async def _ask(update: Update, context: Context, question: str, *, source: str) 
     state = state_of(context)
     limit = state.settings.max_question_chars
     question, was_cut = cut_question(question, limit)
-    language = await language_of(state, update.effective_user, question)
+    dialogue = await dialogue_of(state, update) if source in FOLLOW_UP_SOURCES else None
+    previous = dialogue.language if dialogue is not None else None
+    language = await language_of(state, update.effective_user, question, previous)
     if not question:
         await _send_help(update, context, language)
         return
     if await _rate_limited(update, context, language):
         return
     note = t("tg_cut", language, n=limit) if was_cut else ""
-    await _answer_and_send(update, context, question, language, source=source, note=note)
+    await _answer_and_send(
+        update, context, question, language, source=source, note=note, dialogue=dialogue
+    )
 
 
 async def _send_help(update: Update, context: Context, language: Language) -> None:
@@ -143,6 +159,7 @@ async def _send_help(update: Update, context: Context, language: Language) -> No
 
 async def cmd_start(update: Update, context: Context) -> None:
     state = state_of(context)
+    await forget_dialogue(state, update)
     language = await language_of(state, update.effective_user)
     text = f"<b>{html.escape(t('help.title', language))}</b>\n\n"
     if is_group(update):
@@ -187,6 +204,7 @@ async def cmd_complaint(update: Update, context: Context) -> None:
 
 
 async def cmd_lang(update: Update, context: Context) -> None:
+    await forget_dialogue(state_of(context), update)
     language = await language_of(state_of(context), update.effective_user)
     await reply_html(update, context, html.escape(t("tg_lang_prompt", language)), lang_keyboard())
 
@@ -228,6 +246,44 @@ async def on_other(update: Update, context: Context) -> None:
         return
     language = await language_of(state_of(context), update.effective_user)
     await reply_text(update, context, t("tg_non_text", language))
+
+
+async def on_media(update: Update, context: Context) -> None:
+    """A photo, document or video: its caption is answered as a text would be (in groups only
+    when it mentions the bot or replies to it); without one, the short note. An album
+    (``media_group_id``) gets one reply, for its first caption or else the note."""
+    message = update.effective_message
+    if message is None:
+        return
+    group = message.media_group_id
+    if group and update.edited_message is None:
+        if albums_of(context).add(group, update):
+            context.application.create_task(
+                after_album(context, group, lambda item: _media_reply(item, context)),
+                update=update,
+            )
+        return
+    await _media_reply(update, context)
+
+
+async def _media_reply(update: Update, context: Context) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    caption = (message.caption or "").strip()
+    if not caption:
+        await on_other(update, context)
+        return
+    question: str | None = caption
+    if is_group(update):
+        bot = context.bot
+        question = addressed_text(caption, message.caption_entities, bot.username, bot.id)
+        if question is None and replies_to_bot(message, bot.id):
+            question = caption
+        if question is None:
+            return  # a picture shared among the group, not a question to the bot
+    source = "edit" if update.edited_message is not None else "message"
+    await _ask(update, context, question or "", source=source)
 
 
 async def on_callback(update: Update, context: Context) -> None:

@@ -14,7 +14,7 @@ from bot.telegram.state import Context, language_of, state_of
 log = logging.getLogger(__name__)
 
 #: Rows of these tables are named in /forget's reply; others are "other records".
-FORGET_LABELS = ("answers", "votes", "users")
+FORGET_LABELS = ("answers", "votes", "users", "dialogues", "rate_events", "rate_notices")
 
 
 async def cmd_privacy(update: Update, context: Context) -> None:
@@ -22,7 +22,9 @@ async def cmd_privacy(update: Update, context: Context) -> None:
     language = await language_of(state, update.effective_user)
     days = state.settings.retention_days
     kept = t("tg_privacy_days", language, days=days) if days else t("tg_privacy_forever", language)
-    await reply_text(update, context, t("tg_privacy", language, kept=kept))
+    minutes = round(state.settings.dialogue_timeout / 60)
+    text = t("tg_privacy", language, kept=kept, dialogue_minutes=minutes)
+    await reply_text(update, context, text)
 
 
 async def cmd_forget(update: Update, context: Context) -> None:

@@ -164,9 +164,13 @@ def user_key(update: Update) -> int:
     return chat.id if chat is not None else 0
 
 
-async def language_of(state: BotState, user: User | None, text: str = "") -> Language:
+async def language_of(
+    state: BotState, user: User | None, text: str = "", previous: Language | None = None
+) -> Language:
+    """``resolve_language`` for this user: their /lang choice, else the text (``previous``: the
+    language of the question it follows up), else Telegram's language_code."""
     chosen = await state.off_loop(state.db.get_language, user.id) if user is not None else None
-    return resolve_language(chosen, user.language_code if user else None, text)
+    return resolve_language(chosen, user.language_code if user else None, text, previous)
 
 
 def is_group(update: Update) -> bool:

@@ -89,7 +89,10 @@ ZH_HANS = {
         "• 您的提问和回答概要（问题原文、语言、引用的条款、是否能回答），用于让回答下方的按钮在"
         "重启后仍然可用，并帮助管理员改进知识库；\n"
         "• 您对回答的 👍 / 👎 反馈；\n"
-        "• 您用 /lang 选择的回复语言。\n\n"
+        "• 您用 /lang 选择的回复语言；\n"
+        "• 您在每个对话中上一个问题（最多保存 {dialogue_minutes} 分钟，用于理解「那乙方呢？」"
+        "这样的追问）；\n"
+        "• 最近一分钟内的提问次数（用于限制提问频率）。\n\n"
         "不保存您的 Telegram 用户编号、姓名或用户名：每条记录只带一个用密钥算出的代号，密钥不在"
         "数据库里，仅凭数据库无法认出您。\n\n"
         "保存多久：{kept}\n\n"
@@ -106,6 +109,9 @@ ZH_HANS = {
     "tg_forget_answers": "• 提问 {n} 条",
     "tg_forget_votes": "• 反馈 {n} 条",
     "tg_forget_users": "• 语言选择",
+    "tg_forget_dialogues": "• 对话上下文（用于理解追问）",
+    "tg_forget_rate_events": "• 提问频率计数 {n} 条",
+    "tg_forget_rate_notices": "• 频率提醒记录",
     "tg_forget_other": "• 其他记录 {n} 条",
 }
 
@@ -190,7 +196,10 @@ EN = {
         "cited, whether it could be answered), so that the buttons under an answer keep working "
         "after a restart and the administrators can improve the knowledge;\n"
         "• your 👍 / 👎 feedback on answers;\n"
-        "• the reply language you chose with /lang.\n\n"
+        "• the reply language you chose with /lang;\n"
+        "• your last question in each chat, for at most {dialogue_minutes} minutes, so that a "
+        "follow-up such as “what about Party B?” is understood;\n"
+        "• how many questions you asked in the last minute (for the rate limit).\n\n"
         "Your Telegram user id, name and username are not stored: each record carries only a code "
         "computed with a key that is not in the database, so the database alone does not tell "
         "who you are.\n\n"
@@ -212,6 +221,9 @@ EN = {
     "tg_forget_answers": "• {n} questions",
     "tg_forget_votes": "• {n} votes",
     "tg_forget_users": "• your language choice",
+    "tg_forget_dialogues": "• the conversation context (for follow-up questions)",
+    "tg_forget_rate_events": "• {n} rate-limit counts",
+    "tg_forget_rate_notices": "• the rate-limit notice record",
     "tg_forget_other": "• {n} other records",
 }
 

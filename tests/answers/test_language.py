@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answers.language import detect_language, parse_language, to_script, to_simplified
+from bot.answers.language import (
+    detect_language,
+    parse_language,
+    resolve_language,
+    to_script,
+    to_simplified,
+)
 
 
 @pytest.mark.parametrize(
@@ -19,8 +25,14 @@ from bot.answers.language import detect_language, parse_language, to_script, to_
         ("投訴", "zh-Hant"),
         ("乙方洩露資料怎麼辦？", "zh-Hant"),
         ("How do I complain?", "en"),
-        ("what does 争议解决 mean", "en"),  # mixed: more letters than Han characters
+        ("what does 争议解决 mean", "en"),  # an English sentence quoting a Chinese term
         ("APP投诉怎么处理", "zh-Hans"),  # a Latin word inside a Chinese question
+        ("乙方breach了怎么办", "zh-Hans"),  # mixed text counts as Chinese
+        ("那如果late payment呢？", "zh-Hans"),  # even with more letters than characters
+        ("甲方有沒有義務準時pay服務費？", "zh-Hant"),
+        ("If 甲方 pays late, what does it owe?", "en"),
+        ("What does the 互联网产品售后支持协议 say about fees?", "en"),
+        ("Party B 违约了怎么办", "zh-Hans"),  # two English words are no English sentence
         ("", "zh-Hans"),
         ("   ", "zh-Hans"),
         ("3.2", "zh-Hans"),  # no script at all: the agreement's own language
@@ -72,3 +84,49 @@ def test_round_trip_to_simplified() -> None:
 )
 def test_parse_language(tag: str | None, expected: str | None) -> None:
     assert parse_language(tag) == expected
+
+
+#: (the user's /lang choice, Telegram's language_code, the message's text, the language of the
+#: question it follows up) -> the reply language.
+REPLY_LANGUAGE_CASES = [
+    # The two: Chinese users mostly run Telegram in English (no official Chinese UI),
+    # and a zh-hans UI says nothing about the script a user writes in.
+    (None, "en", "合同有效期多久？", None, "zh-Hans"),
+    (None, "zh-hans", "服務費每季度什麼時候支付", None, "zh-Hant"),
+    # An explicit choice always wins.
+    ("en", "zh-hans", "合同有效期多久", None, "en"),
+    ("zh-Hant", "en", "How long is the agreement valid?", None, "zh-Hant"),
+    ("zh-Hans", "zh-hk", "服務費每季度什麼時候支付", "zh-Hant", "zh-Hans"),
+    # Otherwise the question's own language and script.
+    (None, "en-US", "合同有效期多久", None, "zh-Hans"),
+    (None, "zh-hant", "服务费每季度什么时候支付", None, "zh-Hans"),
+    (None, "zh-hans", "What happens if Party A pays late?", None, "en"),
+    (None, "de", "How long is it valid?", None, "en"),
+    (None, None, "合約有效期多久？違約怎麼辦", None, "zh-Hant"),
+    (None, "zh", "合約有效期多久？違約怎麼辦", None, "zh-Hant"),
+    # Mixed text counts as Chinese; an English sentence quoting a term stays English.
+    (None, "en", "乙方breach了怎么办", None, "zh-Hans"),
+    (None, "en", "那如果late payment呢？", "zh-Hant", "zh-Hant"),
+    (None, "zh-hans", "what does 争议解决 mean", None, "en"),
+    # Chinese that says nothing about its script: the conversation's, else a Chinese UI's.
+    (None, "zh-hans", "那乙方呢？", "zh-Hant", "zh-Hant"),
+    (None, "en", "那乙方呢？", "en", "zh-Hans"),
+    (None, "zh-hk", "合同有效期多久", None, "zh-Hant"),
+    (None, "zh-hant", "合同", None, "zh-Hant"),
+    (None, "en", "合同", None, "zh-Hans"),
+    # No question of its own (/start, /help, buttons, "3.2"): Telegram's language_code.
+    (None, "en", "", None, "en"),
+    (None, "zh-TW", "", None, "zh-Hant"),
+    (None, "zh-hans", "", None, "zh-Hans"),
+    (None, "en", "3.2", None, "en"),
+    (None, "zh-hant", "3.2", "zh-Hans", "zh-Hant"),
+    (None, "de", "", None, "zh-Hans"),
+    (None, None, "", None, "zh-Hans"),
+]
+
+
+@pytest.mark.parametrize(("chosen", "code", "text", "previous", "expected"), REPLY_LANGUAGE_CASES)
+def test_reply_language(
+    chosen: str | None, code: str | None, text: str, previous: str | None, expected: str
+) -> None:
+    assert resolve_language(chosen, code, text, previous) == expected  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ would, ``backend.other()`` a second, unrelated database.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from bot.storage.base import Storage, StorageError
 from bot.storage.schema import SCHEMA_VERSION
-from bot.types import Answer, Citation
+from bot.types import Answer, Citation, DialogueTurn
 
 _databases = itertools.count(1)
 
@@ -292,3 +293,54 @@ def test_forget_deletes_everything_about_one_user_and_says_what(backend: Backend
     assert user not in dump and "我的问题" not in dump and "上一个问题" not in dump
     assert storage.stats() == before  # counts, not people
     assert storage.forget(1).total == 0
+
+
+# --- dialogue context --------------------------------------------------------------------
+
+
+def _turn(question: str = "甲方拖欠服务费怎么办", asked_at: float | None = None) -> DialogueTurn:
+    at = time.time() if asked_at is None else asked_at
+    return DialogueTurn(question, "problem-1", "zh-Hans", at, topic=question)
+
+
+def test_dialogue_context_per_user_and_chat(backend: Backend) -> None:
+    storage = backend.reopen()
+    storage.set_dialogue(1, 1, _turn(), max_age=600)
+    storage.set_dialogue(1, -100, _turn("合同一式几份"), max_age=600)  # the same user in a group
+    storage.set_dialogue(2, -100, _turn("续约要提前多久"), max_age=600)
+    mine = storage.get_dialogue(1, 1, max_age=600)
+    assert mine is not None and mine == _turn(asked_at=mine.asked_at)
+    got = storage.get_dialogue(1, -100, max_age=600)
+    assert got is not None and got.question == "合同一式几份" and got.item_id == "problem-1"
+    assert storage.get_dialogue(3, -100, max_age=600) is None
+    storage.set_dialogue(1, 1, _turn("那乙方呢"), max_age=600)  # replaces, not adds
+    assert storage.get_dialogue(1, 1, max_age=600).question == "那乙方呢"  # type: ignore[union-attr]
+    storage.forget_dialogue(1, 1)
+    assert storage.get_dialogue(1, 1, max_age=600) is None
+    assert storage.get_dialogue(1, -100, max_age=600) is not None
+    storage.forget_dialogue(1)  # every chat of that user (for /forget)
+    assert storage.get_dialogue(1, -100, max_age=600) is None
+    assert storage.get_dialogue(2, -100, max_age=600) is not None
+
+
+def test_dialogue_context_expires_and_is_deleted(backend: Backend) -> None:
+    storage = backend.reopen()
+    storage.set_dialogue(1, 1, _turn(asked_at=time.time() - 700), max_age=600)
+    assert storage.get_dialogue(1, 1, max_age=600) is None  # older than the timeout
+    assert storage.get_dialogue(1, 1, max_age=800) is not None
+    storage.set_dialogue(2, 2, _turn(), max_age=600)  # writing prunes what has expired
+    assert storage.get_dialogue(1, 1, max_age=800) is None
+    assert storage.get_dialogue(2, 2, max_age=600) is not None
+
+
+def test_dialogue_context_is_shared_by_processes_and_hashed(backend: Backend) -> None:
+    user, chat = 424242, -1001234567
+    first, second = backend.reopen(), backend.reopen()  # two bot processes on one database
+    first.set_dialogue(user, chat, _turn(), max_age=600)
+    assert second.get_dialogue(user, chat, max_age=600) is not None
+    first.close()
+    assert backend.reopen().get_dialogue(user, chat, max_age=600) is not None
+    dump = backend.dump()
+    assert "甲方拖欠服务费怎么办" in dump
+    assert str(user) not in dump and str(chat) not in dump  # hashed, like every user id
+    assert second.forget(user).deleted.get("dialogues") == 1  # /forget takes it along

@@ -109,23 +109,11 @@ def test_parse_callback() -> None:
 # --- language, mentions, cutting ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("chosen", "code", "text", "expected"),
-    [
-        ("en", "zh-hans", "合同有效期多久", "en"),
-        (None, "zh-hant", "合同", "zh-Hant"),
-        (None, "zh-TW", "", "zh-Hant"),
-        (None, "zh-hk", "合同", "zh-Hant"),
-        (None, "zh-hans", "合同有效期多久", "zh-Hans"),
-        (None, "zh", "合約有效期多久？違約怎麼辦", "zh-Hant"),
-        (None, "en-US", "合同有效期多久", "en"),
-        (None, "de", "How long is it valid?", "en"),
-        (None, None, "合約有效期多久？違約怎麼辦", "zh-Hant"),
-        (None, None, "", "zh-Hans"),
-    ],
-)
-def test_resolve_language(chosen: str | None, code: str | None, text: str, expected: str) -> None:
-    assert resolve_language(chosen, code, text) == expected  # type: ignore[arg-type]
+def test_the_language_decision_is_the_answers_one() -> None:
+    # The Telegram layer decides nothing of its own (the table is in tests/answers).
+    from bot.answers import language
+
+    assert resolve_language is language.resolve_language
 
 
 def test_addressed_text() -> None:

@@ -1,0 +1,760 @@
+"""Follow-up questions: "甲方拖欠服务费怎么办" → "那乙方呢？" is read as continuing the first.
+
+A chat keeps its last answered question for a while (``DialogueTurn``, in storage). The next
+question is a *follow-up* when it cannot stand on its own; then it is retrieved with the previous
+question as context and its answer says, in one line, what it was taken to mean
+("（接上一问：甲方拖欠服务费怎么办）"), so that a wrong reading is visible.
+
+Detection (``follow_up_kind``) is linguistic and cheap, with one retrieval signal. A question is
+a follow-up when it
+
+- *refers back*: a pronoun or demonstrative (他们, 这个, 那边, it, that, they — not "this
+  agreement"), an elliptical 呢 with no question word of its own ("那乙方呢", "协商不成呢"), an
+  additive or contrastive word (也, 还要, 除了, too, also, else), "what about" / "and if";
+- asks *which clause* that was ("这是哪一条规定的", "what's the clause number?") without naming
+  a topic;
+- is a *fragment* (English without a verb: "in what currency?", "only after what?");
+- names *no topic of its own*: nothing but parties, question words and generic verbs
+  ("那乙方可以怎么处理", "要先做什么") — unless it asks who a party is;
+- is *too short to stand alone* (at most ``SHORT_HAN`` Chinese characters or ``SHORT_WORDS``
+  English words) and its own best match is not strong;
+- or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
+
+Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
+"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions.
+
+Retrieval in context (``contextual_retrieval``) depends on what kind of follow-up it is:
+
+- ``clause``: the clause behind the previous answer (its main item if a clause, else the linked
+  clause that the question in context matches best);
+- ``party`` ("那乙方呢", "and Party A?"): the previous question with 甲方 and 乙方 swapped, the
+  question added, and the previous answer's one-sided items set back (the embedding model can
+  hardly tell 甲方 from 乙方, so the swap alone would find the same items);
+- otherwise: the question alone and the two questions together, scored and mixed
+  (``MERGE``), with a prior for the previous main item and the items it links to.
+
+The choices and their figures on the dev dialogues are in ``scripts/evaluate.py --dialogues``
+and the README.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from bot.answers.compose import KnowledgeLike, RetrieverLike, answer
+from bot.answers.texts import t
+from bot.search.textproc import normalize, words
+from bot.types import Answer, DialogueTurn, Hit, Item, Language, Part, Retrieval
+
+FollowUpKind = Literal[
+    "",
+    "refers",
+    "clause",
+    "fragment",
+    "no-topic",
+    "short",
+    "weak",
+    "party",
+    "conditional",
+    "continues",
+]
+
+#: At most this many Chinese characters (openers and particles aside) is too short to stand
+#: alone unless its own match is strong or on another topic; likewise for English words.
+SHORT_HAN = 6
+SHORT_WORDS = 3
+#: A short question whose best item matches this well (cosine) stands on its own ("付款方式").
+STRONG_MATCH = 0.95
+#: A question whose own best item beats the previous answer's item by at most this much
+#: (fused score: a cosine plus a little BM25) continues that topic.
+CONTINUITY_GAP = 0.06
+#: ... and one whose best item beats it by more than this is on a topic of its own: a short
+#: question so far from the previous topic ("那合同一式几份？" after a question about late
+#: payment) is a new question, however short.
+NEW_TOPIC = 0.1
+#: The topic line quotes at most this many characters of the previous question.
+TOPIC_CHARS = 28
+
+
+@dataclass(frozen=True)
+class Merge:
+    """How a follow-up is retrieved in context (the kept values are ``MERGE``).
+
+    Scores are mixed: ``own_weight`` x the question's own scores + the rest x the scores of the
+    question in context (the previous question and this one together). A question that is
+    mostly its context — no topic words of its own ("is that only for Party A?"), a fragment,
+    or nothing the agreement answers by itself — uses ``bare_own_weight``. Then priors, in
+    fused-score units (a cosine plus a little BM25): ``item_prior`` (``bare_item_prior``) for
+    the previous main item, unless the question asks for something it links to;
+    ``link_prior`` for the items it links to or that link to it; ``relation_prior`` for those
+    linked by the relation the question asks about (remedy: "要赔吗", breach: "违反了会怎样",
+    procedure, document, definition, obligation); ``side_prior`` off the other side's
+    one-sided items when the question names one party. After a party switch the previous
+    side's one-sided items lose ``party_penalty`` and the other side's gain half of it.
+    ``context`` is what the next turn's context is after a follow-up: ``"thread"`` keeps the
+    last ``thread_turns`` questions together (a third turn still knows the topic), ``"last"``
+    only this one.
+    """
+
+    own_weight: float = 0.8
+    bare_own_weight: float = 0.3
+    item_prior: float = 0.02
+    bare_item_prior: float = 0.1
+    link_prior: float = 0.02
+    relation_prior: float = 0.1
+    #: Taken off the other side's one-sided items when a follow-up names one party.
+    side_prior: float = 0.02
+    #: Own weight of a question that stays on the previous topic by its own retrieval.
+    continue_own_weight: float = 0.8
+    party_penalty: float = 0.1
+    #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
+    structure: bool = True
+    context: Literal["thread", "last"] = "thread"
+    thread_turns: int = 3
+    depth: int = 50
+
+
+#: The configuration kept after comparing on the dev dialogues (README, evaluate.py).
+MERGE = Merge()
+
+# --- cues ---------------------------------------------------------------------------------
+
+_PARTY = re.compile(r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方")
+_BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
+#: Openers that say nothing by themselves: many new questions start with them too.
+_ZH_OPENER = re.compile(
+    r"^(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*"
+)
+_EN_OPENER = re.compile(r"^(?:and|then|so|but|also|or|ok|okay|well)\b[,\s]*")
+_THE_AGREEMENT = r"(?:这|此|本|该)(?:个|份)?(?:协议|合同|合约)"
+#: Pronouns and demonstratives that point back (not at the agreement: "这个合同").
+_ZH_REFERS = re.compile(
+    r"他们|她们|它们|[他她它](?!人)|这(?!个?(?:协议|合同|合约)|份)|那(?:个|些|种|条|项|样|边|里|时)"
+    r"|(?:该|此)(?:条|项|款|规定|情况)|上述|上面|前面|刚才|刚刚|对应|同样|相关|其他|其它|其余|其中"
+    # Cantonese (written in traditional characters, normalized): 佢(哋) he/they, 嗰 that,
+    # 呢 + classifier this (呢个; at the end 呢 is the particle).
+    r"|佢|[嗰𠮶](?:个|啲|度|条|时|阵|种|样)|呢(?:个|啲|条|度|种|样)"
+)
+#: Additive and contrastive words: "也算吗", "还要做什么", "除了赔偿" (not "还有，…", "还是",
+#: "还有一个问题", "我也想问").
+_ZH_ADDS = re.compile(
+    r"也(?!想问|想了解|想知道)|还(?!有[，,、\s]|是|有一?个问题|想问|想了解|想知道)|又|除了|别的"
+)
+#: Question words: "合同有效期是多久呢" asks its own question; "乙方呢" does not.
+_ZH_QUESTION = re.compile(
+    r"什么|啥|怎么|怎样|如何|为什么|为何|多少|多久|几|哪|谁|吗|是否|是不是|能否|可否"
+    r"|有没有|行不行|可不可以|能不能|要不要|算不算"
+    r"|点|咩|乜|边个|边度|边间|几时|几多|系咪|有冇|得唔得|使唔使|要唔要|可唔可以|系唔系"
+)
+_EN_REFERS = re.compile(
+    r"\b(?:its|they|them|their|theirs|this|these|those|such|the same|he|she|him|her)\b"
+    r"|\bit\b(?! (?:is |'s )?(?:possible|necessary|allowed|ok|okay|true|legal|required|"
+    r"mandatory|enough|worth|advisable)\b)"  # not "is it possible to …"
+    r"|\b(?:which|that|this|the other|another|is there|are there|there's|any) ones?\b"
+    r"|\bthat\b(?! (?:the|a|an|party|we|i|you|it|they|he|she|there|if|this)\b)"
+)
+#: A clause before a comma: a pronoun after it may point back inside the question itself
+#: ("甲方逾期付款，这算违约吗？", "If the parties can't agree, is that a breach?").
+_CLAUSE_BREAK = re.compile(r"[,，;；:：]")
+_EN_THE_AGREEMENT = re.compile(r"\b(?:this|that|the) (?:agreement|contract)\b")
+_EN_ADDS = re.compile(
+    r"\b(?:too|also|as well|else|either|instead|again|other than|apart from|besides)\b"
+)
+_EN_ELLIPSIS = re.compile(r"^(?:what about|how about|and if|but if|and what if|and when)\b")
+#: English fragments: a preposition or "only" first, and no verb.
+_EN_FRAGMENT = re.compile(
+    r"^(?:in|for|to|against|with|by|on|at|from|under|within|before|after|during|only|just|"
+    r"except|via|through|how much|how many|how long|which one)\b"
+)
+_EN_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|been|do|does|did|have|has|had|can|could|will|would|shall|should|"
+    r"may|might|must|need|needs|happen|happens|pay|pays|paid|get|gets|go|goes|work|works|mean|"
+    r"means|say|says|count|counts|apply|applies|cover|covers|take|takes)\b|'s\b|n't\b"
+)
+#: What is left of "那乙方呢" / "and what about Party B" once the party is taken out.
+_BARE = re.compile(r"呢|吗|的|呀|啊|吧|\b(?:and|or|what|how|about|then|so|for|with)\b|\s")
+#: A condition opening the question ("如果已经外流了，…"); its clause is group 1.
+_ZH_CONDITIONAL = re.compile(r"^(?:如果|要是|假如|万一|若是|若|假设)(.*)")
+#: "Which clause is that?" (asked without a topic of its own).
+_ASKS_CLAUSE = re.compile(
+    r"哪一?条|哪个条款|哪项条款|第几条|条款号|条款编号|哪一?款|什么条款|依据|出处|根据哪"
+    r"|\b(?:which|what) (?:clause|section|article|part)\b|\bclause (?:number|no)\b"
+    r"|\bwhere (?:is|does) (?:it|that|this) (?:say|stated|written|come from)\b"
+)
+_CLAUSE_WORDS = frozenset(
+    {"哪一条", "哪条", "条", "条款", "规定", "款", "依据", "出处", "对应", "义务", "写", "在"}
+    | {"clause", "number", "section", "article", "cover", "part", "say", "state", "stat"}
+)
+#: "Who is Party A?" is about the party itself: it has a topic.
+_ASKS_WHO = re.compile(
+    r"是谁|是什么(?:身份|角色|人|公司|单位)?|什么身份|什么角色|是做什么的|是干什么的|做什么的"
+    r"|\b(?:who|what) (?:is|are) (?:party [ab]|the parties)\b"
+)
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Words that carry no topic: generic verbs of asking what to do, and what is left of
+#: demonstratives and openers once jieba has cut them ("那要", "这是").
+GENERIC_WORDS = _wordset(
+    """处理 办 做 解决 应对 操作 处置 怎样 不行 行 会 先 要 那要 还要 直接 具体 一下 可 唔 之前
+    之后 后 前 来 去 该 完 完要 那边 这是 这些 那些 相关 对应 不好 不成
+    咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边
+    do does happen handle deal what next then first ever only exactly also too after before
+    against one treat written word"""
+)
+
+
+@dataclass(frozen=True)
+class Cues:
+    """What the wording of a question says about whether it needs its predecessor."""
+
+    refers_back: bool = False
+    asks_clause: bool = False
+    fragment: bool = False
+    topic_words: tuple[str, ...] = ()
+    asks_who: bool = False
+    length: int = 0  # Chinese characters, or English words, openers aside
+    party: str | None = None  # the party it is about (first named), "甲方" / "乙方"
+    parties: tuple[str, ...] = ()  # the parties it names, in order
+    bare_party: bool = False  # nothing but a party ("那乙方呢？", "what about Party B?")
+    conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
+    english: bool = False
+
+
+def _party_name(match: str) -> str:
+    return "甲方" if match in ("甲方", "party a", "a方") else "乙方"
+
+
+def parties_in(text: str) -> tuple[str, ...]:
+    """The parties ``text`` names, in order of first mention."""
+    found = (_party_name(m.group(0)) for m in _PARTY.finditer(normalize(text)))
+    return tuple(dict.fromkeys(found))
+
+
+def focus_party(text: str) -> str | None:
+    """The party a question is about: the first one it names, unless it names both sides."""
+    norm = normalize(text)
+    if _BOTH.search(norm):
+        return None
+    match = _PARTY.search(norm)
+    return _party_name(match.group(0)) if match else None
+
+
+def _topical(text: str) -> bool:
+    """Whether ``text`` names something beyond parties and generic words."""
+    return any(w not in GENERIC_WORDS for w in words(_PARTY.sub(" ", _BOTH.sub(" ", text))))
+
+
+def _points_back(pattern: re.Pattern[str], text: str) -> bool:
+    """A pronoun or demonstrative that points out of the question: not one after a clause of
+    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside)."""
+    for match in pattern.finditer(text):
+        before = _CLAUSE_BREAK.split(text[: match.start()])
+        if len(before) < 2 or not _topical(" ".join(before[:-1])):
+            return True
+    return False
+
+
+def cues(question: str) -> Cues:
+    """The cues of ``question`` (any language or script)."""
+    norm = normalize(question).strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
+    english = not re.search(r"[\u3400-\u9fff]", norm)
+    party = focus_party(norm)
+    if english:
+        body = _EN_OPENER.sub("", norm)
+        refers = bool(
+            _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
+            or _EN_ADDS.search(body)
+            or _EN_ELLIPSIS.search(norm)
+            or _EN_ELLIPSIS.search(body)
+        )
+        fragment = bool(_EN_FRAGMENT.search(body)) and not _EN_VERB.search(body)
+        length = len(re.findall(r"[a-z0-9]+", body))
+    else:
+        body = _ZH_OPENER.sub("", norm)
+        without_agreement = re.sub(_THE_AGREEMENT, "", body)
+        elliptical = body.endswith("呢") and not _ZH_QUESTION.search(body)
+        refers = bool(
+            _points_back(_ZH_REFERS, without_agreement) or _ZH_ADDS.search(body) or elliptical
+        )
+        fragment = False
+        length = len(re.findall(r"[\u3400-\u9fff]", re.sub(r"[呢吗吧啊呀嘛]$", "", body)))
+    content = [
+        w
+        for w in words(_PARTY.sub(" ", _BOTH.sub(" ", body)))
+        if w not in GENERIC_WORDS and not (english and len(w) == 1)
+    ]
+    rest = _PARTY.sub("", _EN_ELLIPSIS.sub("", body))
+    bare_party = party is not None and not re.search(r"[\u3400-\u9fffa-z0-9]", _BARE.sub("", rest))
+    conditional = False
+    if not english and (match := _ZH_CONDITIONAL.match(body)):
+        condition = re.split(r"[，,、]", match.group(1))[0]
+        conditional = not _PARTY.search(condition) and not re.search(r"协议|合同|合约", condition)
+    asks_clause = bool(_ASKS_CLAUSE.search(norm))
+    if asks_clause:
+        content = [w for w in content if w not in _CLAUSE_WORDS]
+    return Cues(
+        refers_back=refers,
+        asks_clause=asks_clause,
+        fragment=fragment,
+        topic_words=tuple(content),
+        asks_who=bool(_ASKS_WHO.search(norm)),
+        length=length,
+        party=party,
+        parties=parties_in(norm),
+        bare_party=bare_party,
+        conditional=conditional,
+        english=english,
+    )
+
+
+def follow_up_kind(
+    question: str,
+    context: DialogueTurn | None,
+    alone: Retrieval | None = None,
+    *,
+    elsewhere: bool = False,
+) -> FollowUpKind:
+    """Why ``question`` continues ``context``, or "" when it stands on its own.
+
+    ``alone`` is the question's own retrieval; ``elsewhere`` says that on its own it is about
+    something the agreement does not cover ("那北京天气呢？", "what about my mortgage?"): such a
+    question is answered on its own (not covered), never merged into an answer about the
+    agreement.
+    """
+    if context is None or elsewhere:
+        return ""
+    c = cues(question)
+    if c.asks_clause and not c.topic_words:
+        return "clause"
+    if switches_party(c, context):
+        return "party"
+    if c.refers_back:
+        return "refers"
+    if c.conditional:
+        return "conditional"
+    if c.fragment:
+        return "fragment"
+    if not c.topic_words and not c.asks_who:
+        return "no-topic"
+    strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
+    elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
+    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
+    if short and not strong and not elsewhere_topic:
+        return "short"
+    if alone is not None and alone.abstain:
+        return "weak"
+    if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
+        return "continues"
+    return ""
+
+
+def continues_topic(alone: Retrieval, item_id: str, gap: float | None = None) -> bool:
+    """Whether a question's own retrieval finds the previous answer's item (nearly) as good as
+    its best: it stays on that topic ("账号在哪里写？" after the payment time)."""
+    gap = CONTINUITY_GAP if gap is None else gap
+    scores = {hit.item_id: hit.score for hit in alone.hits}
+    if item_id not in scores or not alone.hits:
+        return False
+    return alone.hits[0].score - scores[item_id] <= gap
+
+
+def previous_parties(context: DialogueTurn) -> tuple[str, ...]:
+    """The parties of the latest question in the context that names any."""
+    for line in reversed(context.question.splitlines()):
+        if found := parties_in(line):
+            return found
+    return ()
+
+
+def switches_party(c: Cues, context: DialogueTurn) -> bool:
+    """The same question about the other side: "那乙方呢？" after a question about 甲方, or the
+    two parties named the other way round ("那乙方可以向甲方要吗？" after "甲方可以要求乙方…")."""
+    before = previous_parties(context)
+    if not before or c.party is None or c.asks_who:
+        return False
+    if c.bare_party:
+        return c.party != before[0]
+    return not c.topic_words and len(c.parties) == 2 and c.parties == tuple(reversed(before))
+
+
+# --- retrieval in context --------------------------------------------------------------------
+
+
+_SWAP = re.compile(r"甲方|乙方|\b[Pp]arty [ABab]\b")
+_OTHER = {"甲方": "乙方", "乙方": "甲方", "a": "b", "b": "a", "A": "B", "B": "A"}
+
+
+def swap_parties(text: str) -> str:
+    """甲方 ↔ 乙方, Party A ↔ Party B: the same question asked about the other side."""
+
+    def flip(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return _OTHER[word] if word in _OTHER else word[:-1] + _OTHER[word[-1]]
+
+    return _SWAP.sub(flip, text)
+
+
+def neighbours(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """The items ``item_id`` links to and those that link to it."""
+    out = {link.to for link in item.links} if (item := knowledge.get(item_id)) else set()
+    out |= {
+        other.id for other in knowledge.items if any(link.to == item_id for link in other.links)
+    }
+    out.discard(item_id)
+    return frozenset(out)
+
+
+def item_side(item: Item) -> str | None:
+    """The one party an item is about (its title names it first, or it concerns only one);
+    None for items about both sides ("任何一方", 双方)."""
+    for text in (item.title, item.text):
+        norm = normalize(text)
+        if _BOTH.search(norm[:12]):
+            return None
+        match = _PARTY.search(norm)
+        if match and text is item.title:
+            return _party_name(match.group(0))
+    parties = {p for p in item.parties if p in ("甲方", "乙方")}
+    return next(iter(parties)) if len(parties) == 1 else None
+
+
+#: On its own a question is about something else when it is at least as close to the
+#: off-topic examples (bot/search/off_topics.toml) as to the agreement, or when this share of
+#: its nearest neighbours are such examples (the abstention model's own signals).
+OFF_TOPIC_MARGIN = 0.0
+OFF_TOPIC_SHARE = 0.4
+
+
+def about_something_else(retriever: RetrieverLike, question: str, alone: Retrieval) -> bool:
+    """Whether ``question``, which abstains on its own, is about what the agreement does not
+    cover rather than elliptical ("in what currency?" abstains too, but is about the fee)."""
+    if not alone.abstain:
+        return False
+    score_many = getattr(retriever, "score_many", None)
+    if score_many is None:  # a retriever without the abstention signals: trust the abstention
+        return True
+    features = score_many([question])[0].features
+    return bool(
+        features.get("off_topic_margin", 1.0) >= OFF_TOPIC_MARGIN
+        or features.get("off_topic_share", 1.0) >= OFF_TOPIC_SHARE
+    )
+
+
+def _search(retriever: RetrieverLike, questions: Sequence[str], k: int) -> list[Retrieval]:
+    many = getattr(retriever, "search_many", None)
+    if many is not None:
+        return list(many(list(questions), k))
+    return [retriever.search(q, k) for q in questions]
+
+
+def context_query(
+    question: str, context: DialogueTurn, kind: FollowUpKind, merge: Merge = MERGE
+) -> str:
+    """The question in context: the questions before it and it, as one text (after a party
+    switch with 甲方 and 乙方 swapped in the earlier ones)."""
+    previous = " ".join(context.question.splitlines())
+    if kind == "party" and merge.structure:
+        previous = swap_parties(previous)
+    return f"{previous} {question}"
+
+
+def contextual_retrieval(
+    question: str,
+    context: DialogueTurn,
+    kind: FollowUpKind,
+    retriever: RetrieverLike,
+    alone: Retrieval,
+    *,
+    merge: Merge = MERGE,
+    k: int = 5,
+    together: Retrieval | None = None,
+) -> tuple[Retrieval, str]:
+    """The retrieval of a follow-up in ``context``, and the text retrieved with it.
+
+    ``together`` is the retrieval of that text when the caller has it already (``answer_turn``
+    embeds it in one batch with the question).
+    """
+    knowledge = retriever.knowledge
+    c = cues(question)
+    party = kind == "party" and merge.structure
+    understood = context_query(question, context, kind, merge)
+    if together is None or together.query != understood:
+        (together,) = _search(retriever, [understood], merge.depth)
+    # A question with a topic of its own that it can be answered on weighs its own words
+    # most; one with none (or a fragment, or one not about the agreement by itself) is
+    # mostly its context.
+    bare = not c.topic_words or c.fragment or alone.abstain
+    w = merge.bare_own_weight if bare else merge.own_weight
+    if kind == "continues":  # its own words already find the topic: they decide the aspect
+        w = merge.continue_own_weight
+    scores = _mix(((alone, w), (together, 1 - w)))
+
+    def add(ids: Iterable[str], bonus: float) -> None:
+        for i in ids:
+            if i in scores:
+                scores[i] += bonus
+
+    def sides() -> Iterator[tuple[str, str]]:
+        for i in scores:
+            item = knowledge.get(i)
+            side = item_side(item) if item is not None else None
+            if side is not None:
+                yield i, side
+
+    main = knowledge.get(context.item_id)
+    old_side = item_side(main) if party and main is not None else None
+    if party:
+        # The embedding hardly tells 甲方 from 乙方: set back the previous side's one-sided
+        # items (the previous answer among them) and bring the other side's forward.
+        for i, side in list(sides()):
+            scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
+    else:
+        related = related_by(question, context.item_id, knowledge)
+        if not related:  # "what's the remedy?" asks for what the item links to, not the item
+            add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
+        add(neighbours(context.item_id, knowledge), merge.link_prior)
+        add(related, merge.relation_prior)
+        if len(c.parties) == 1 and kind != "continues":
+            add([i for i, side in sides() if side != c.parties[0]], -merge.side_prior)
+    if kind == "clause" and merge.structure:
+        target = _clause_of(context.item_id, knowledge, scores)
+        if target is not None:
+            scores[target] = max(scores.values()) + 1.0
+    return _ranked(scores, together, k), understood
+
+
+def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
+    """Weighted sum of several retrievals' scores; an item missing from one of them counts
+    with that retrieval's lowest score."""
+    parts = list(parts)
+    ids = {hit.item_id for retrieval, _ in parts for hit in retrieval.hits}
+    scores = dict.fromkeys(ids, 0.0)
+    for retrieval, weight in parts:
+        own = {hit.item_id: hit.score for hit in retrieval.hits}
+        floor = min(own.values(), default=0.0)
+        for i in ids:
+            scores[i] += weight * own.get(i, floor)
+    return scores
+
+
+def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
+    """The top ``k`` of ``scores`` as a retrieval with ``base``'s confidence."""
+    known = {hit.item_id: hit for hit in base.hits}
+    order = sorted(scores, key=lambda i: -scores[i])[:k]
+    hits = tuple(
+        Hit(
+            item_id=i,
+            score=round(scores[i], 6),
+            dense=known[i].dense if i in known else 0.0,
+            lexical=known[i].lexical if i in known else 0.0,
+        )
+        for i in order
+    )
+    return Retrieval(query=base.query, hits=hits, confidence=base.confidence, abstain=base.abstain)
+
+
+#: What a follow-up asks about the previous item, by the relation of the knowledge's links.
+_RELATIONS = (
+    (
+        "remedy",
+        re.compile(
+            r"赔|违约金|责任|后果|会怎样|罚|penalt|damages|compensat|liab|remed|consequen|owe"
+        ),
+    ),
+    ("breach", re.compile(r"违约|违反|算不算|breach|violat|count")),
+    (
+        "procedure",
+        re.compile(r"怎么办|处理|怎么做|做什么|采取|应对|what (?:should|can|do)|handle|deal|steps"),
+    ),
+    ("document", re.compile(r"附件|文件|表格|attachment|document|annex|form\b")),
+    ("definition", re.compile(r"什么意思|定义|指什么|是指|mean|defin")),
+    ("obligation", re.compile(r"义务|职责|duty|duties|obligat")),
+)
+
+
+def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """Items linked from ``item_id`` by the relations ``question`` asks about (a breach's
+    remedy and procedure included, as answers explain them; the item itself when other items
+    link to it by such a relation)."""
+    item = knowledge.get(item_id)
+    if item is None:
+        return frozenset()
+    norm = normalize(question)
+    rels = {rel for rel, pattern in _RELATIONS if pattern.search(norm)}
+    out = {link.to for link in item.links if link.rel in rels}
+    for link in item.links:
+        breach = knowledge.get(link.to)
+        if breach is not None and breach.kind == "breach":
+            out |= {b.to for b in breach.links if b.rel in rels and b.rel != "obligation"}
+    # The item itself when it is what the question asks for (5.2 is a remedy: "还能要违约金吗").
+    out.discard(item_id)
+    if any(link.rel in rels and link.to == item_id for o in knowledge.items for link in o.links):
+        out.add(item_id)
+    return frozenset(out)
+
+
+def _clause_of(item_id: str, knowledge: KnowledgeLike, scores: dict[str, float]) -> str | None:
+    """The clause an item rests on: itself, or the linked clause scoring best in context."""
+    item = knowledge.get(item_id)
+    if item is None:
+        return None
+    if item.kind == "clause":
+        return item.id
+    linked = [
+        link.to
+        for link in item.links
+        if (target := knowledge.get(link.to)) is not None and target.kind == "clause"
+    ]
+    if not linked:
+        return None
+    return max(linked, key=lambda i: scores.get(i, float("-inf")))
+
+
+# --- answering a turn ----------------------------------------------------------------------
+
+
+def topic_line(topic: str, language: Language) -> str:
+    """The one line an answer in context starts with: what the question was taken to follow."""
+    text = " ".join(topic.split()).rstrip("?？!！。.")
+    if len(text) > TOPIC_CHARS:
+        text = text[: TOPIC_CHARS - 1].rstrip() + "…"
+    return t("dialogue.topic", language, topic=text)
+
+
+class _Prepared:
+    """A retriever whose ``search`` returns one retrieval computed beforehand, so that
+    ``compose.answer`` runs its intents on the user's own words and composes from the
+    retrieval in context; ``used`` tells whether it got that far."""
+
+    def __init__(self, retriever: RetrieverLike, retrieval: Retrieval) -> None:
+        self._retriever = retriever
+        self._retrieval = retrieval
+        self.used = False
+
+    @property
+    def knowledge(self) -> KnowledgeLike:
+        return self._retriever.knowledge
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        self.used = True
+        return self._retrieval
+
+
+class _Watched:
+    """A retriever that notes whether ``compose.answer`` searched at all."""
+
+    def __init__(self, retriever: RetrieverLike) -> None:
+        self._retriever = retriever
+        self.used = False
+
+    @property
+    def knowledge(self) -> KnowledgeLike:
+        return self._retriever.knowledge
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        self.used = True
+        return self._retriever.search(question, k)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One turn of a dialogue: the answer, the context for the next turn, how it was read."""
+
+    answer: Answer
+    turn: DialogueTurn | None  # None: nothing new was answered, keep the previous context
+    kind: FollowUpKind = ""  # "" for a question that stands on its own
+    understood: str = ""  # the text retrieved with (for a follow-up: with its context)
+
+
+def main_item(result: Answer) -> str | None:
+    """The item an answer is about: its first citation (None for help, abstentions, lists)."""
+    if result.abstained or result.intent in ("empty", "toc") or not result.citations:
+        return None
+    return result.citations[0].id
+
+
+def thread_of(context: DialogueTurn | None, question: str, merge: Merge = MERGE) -> str:
+    """The context the next turn gets after ``question`` followed up ``context``."""
+    if context is None or merge.context == "last":
+        return question
+    lines = [*context.question.splitlines(), question]
+    return "\n".join(lines[-merge.thread_turns :])
+
+
+def answer_turn(
+    question: str,
+    retriever: RetrieverLike,
+    context: DialogueTurn | None,
+    *,
+    language: Language,
+    now: float,
+    parameters: Mapping[str, str] | None = None,
+    merge: Merge = MERGE,
+) -> Reply:
+    """Answer ``question`` as the next turn after ``context`` (None: the first of a dialogue).
+
+    The answer of a follow-up starts with the topic line (role "context"); ``Reply.turn`` is
+    what the chat should remember next.
+    """
+    kind: FollowUpKind = ""
+    understood = question
+    if context is None:
+        watched = _Watched(retriever)
+        result = answer(question, watched, language=language, parameters=parameters)
+        searched = watched.used
+    else:
+        # When the wording already says "follow-up", the question and the question in
+        # context are embedded in one batch; otherwise only the question, until its own
+        # retrieval says whether it can stand alone.
+        guess = follow_up_kind(question, context)
+        texts = [question, context_query(question, context, guess, merge)] if guess else [question]
+        alone, *rest = _search(retriever, texts, merge.depth)
+        elsewhere = about_something_else(retriever, question, alone)
+        kind = follow_up_kind(question, context, alone, elsewhere=elsewhere)
+        if kind:
+            retrieval, understood = contextual_retrieval(
+                question,
+                context,
+                kind,
+                retriever,
+                alone,
+                merge=merge,
+                together=rest[0] if rest else None,
+            )
+        else:
+            retrieval = replace(alone, hits=alone.hits[:5])
+        prepared = _Prepared(retriever, retrieval)
+        result = answer(question, prepared, language=language, parameters=parameters)
+        searched = prepared.used
+        if not searched:  # an explicit lookup ("3.2", "目录", "怎么投诉") needs no context
+            kind, understood = "", question
+        if kind:
+            topic = topic_line(context.topic or context.question, language)
+            result = replace(result, parts=(Part(role="context", text=topic), *result.parts))
+    item_id = main_item(result)
+    if item_id is None:
+        return Reply(result, None, kind, understood)
+    if kind and context is not None:
+        turn = DialogueTurn(
+            thread_of(context, question, merge), item_id, language, now, context.topic
+        )
+    elif searched:
+        turn = DialogueTurn(question, item_id, language, now, question)
+    else:  # a lookup: the item's title is the topic ("违约责任" rather than "5.1")
+        title = _item_topic(item_id, retriever.knowledge, language)
+        turn = DialogueTurn(title, item_id, language, now, title)
+    return Reply(result, turn, kind, understood)
+
+
+def _item_topic(item_id: str, knowledge: KnowledgeLike, language: Language) -> str:
+    item = knowledge.get(item_id)
+    if item is None:
+        return item_id
+    return item.title_en if language == "en" else item.title

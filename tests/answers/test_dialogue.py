@@ -1,0 +1,313 @@
+"""Follow-up questions: detection from the wording, retrieval in context, the topic line.
+
+The pure pieces are tested on hand-made questions, items and scores; ``answer_turn`` once on the
+real retriever. The figures on the dialogue sets are in tests/test_evaluation_dialogues.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bot.answers import dialogue
+from bot.answers.dialogue import (
+    contextual_retrieval,
+    cues,
+    follow_up_kind,
+    item_side,
+    neighbours,
+    related_by,
+    swap_parties,
+    thread_of,
+    topic_line,
+)
+from bot.types import DialogueTurn, Hit, Item, Link, Parameter, Retrieval
+
+if TYPE_CHECKING:
+    from bot.search.retrieval import Retriever
+
+
+def _item(item_id: str, title: str, text: str, parties: tuple[str, ...], *links: Link) -> Item:
+    kind = "clause" if item_id[0].isdigit() else {"b": "breach", "p": "problem"}[item_id[0]]
+    return Item(item_id, kind, "", "", title, title, text, text, parties, (), links)
+
+
+ITEMS = (
+    _item(
+        "3.2",
+        "付款时间",
+        "甲方应于每季度第一个月内支付服务费用。",
+        ("甲方",),
+        Link("breach", "b1"),
+        Link("related", "3.3"),
+    ),
+    _item("3.3", "付款方式", "付款方式为银行转账。", ("甲方", "乙方"), Link("related", "3.2")),
+    _item(
+        "b1",
+        "甲方未按约定支付服务费用",
+        "甲方未按约定及时支付服务费用。",
+        ("甲方",),
+        Link("obligation", "3.2"),
+        Link("remedy", "5.1"),
+        Link("procedure", "p1"),
+    ),
+    _item("5.1", "违约责任", "任何一方违反本协议的约定，应承担违约责任。", ("甲方", "乙方")),
+    _item(
+        "p1",
+        "甲方延迟支付服务费用",
+        "乙方应及时与甲方沟通。",
+        ("甲方", "乙方"),
+        Link("related", "3.2"),
+        Link("related", "b1"),
+    ),
+    _item(
+        "p2",
+        "乙方服务质量不符合要求",
+        "甲方应及时向乙方提出。",
+        ("甲方", "乙方"),
+        Link("remedy", "5.2"),
+    ),
+    _item("5.2", "乙方未提供服务时甲方的解除权", "甲方有权解除本协议。", ("甲方", "乙方")),
+)
+
+
+@dataclass
+class FakeKnowledge:
+    items: tuple[Item, ...] = ITEMS
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+
+    def get(self, item_id: str) -> Item | None:
+        return next((i for i in self.items if i.id == item_id), None)
+
+
+KNOWLEDGE = FakeKnowledge()
+
+
+class FakeRetriever:
+    """Scores per query text, hand-made; unknown texts score every item alike."""
+
+    def __init__(self, scores: Mapping[str, Mapping[str, float]], abstain: bool = False) -> None:
+        self.knowledge = KNOWLEDGE
+        self.scores = scores
+        self.abstain = abstain
+        self.asked: list[str] = []
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        return self.search_many([question], k)[0]
+
+    def search_many(self, questions: Sequence[str], k: int = 5) -> list[Retrieval]:
+        self.asked.extend(questions)
+        out = []
+        for q in questions:
+            scores = self.scores.get(q, {item.id: 0.5 for item in ITEMS})
+            order = sorted(scores, key=lambda i: -scores[i])[:k]
+            hits = tuple(Hit(i, scores[i], dense=scores[i]) for i in order)
+            out.append(Retrieval(q, hits, 0.9, self.abstain))
+        return out
+
+
+def _context(question: str = "甲方拖欠服务费怎么办", item_id: str = "p1") -> DialogueTurn:
+    return DialogueTurn(question, item_id, "zh-Hans", 0.0, topic=question)
+
+
+def _alone(dense: float = 0.9, abstain: bool = False, gap: float = 0.2) -> Retrieval:
+    """A question's own retrieval: its best item, and the previous answer's ("p1") ``gap``
+    below it."""
+    hits = (Hit("3.2", dense, dense=dense), Hit("p1", dense - gap, dense=dense - gap))
+    return Retrieval("q", hits, 0.9, abstain)
+
+
+# --- detection ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("那乙方呢？", "party"),  # the same question about the other side
+        ("what about Party B?", "party"),
+        ("他们要赔吗？", "refers"),  # a pronoun
+        ("合同上哪里写这个日期？", "refers"),  # a demonstrative
+        ("协商不成呢？", "refers"),  # an elliptical 呢
+        ("纯硬件也算吗？", "refers"),  # 也: in addition to what was said
+        ("does it have to be in writing?", "refers"),
+        ("and if Party B doesn't deliver the service?", "refers"),
+        ("And what about confidentiality?", "refers"),
+        ("What happens if it is late?", "refers"),
+        ("这是哪一条规定的？", "clause"),
+        ("what's the clause number?", "clause"),
+        ("in what currency?", "fragment"),
+        ("那乙方可以怎么处理？", "no-topic"),  # nothing but a party and a generic verb
+        ("要先做什么？", "no-topic"),
+        ("如果已经外流了，甲方要怎么做？", "conditional"),  # a condition without its subject
+        ("谁付给谁？", "short"),
+        # Cantonese, as zh-Hant users write it: 佢哋 they, 嗰個 that, 咁 so, 點 how.
+        ("佢哋要賠嗎？", "refers"),
+        ("嗰個點算？", "refers"),
+        ("咁乙方呢？", "party"),
+        ("乙方可以點做？", "no-topic"),
+    ],
+)
+def test_follow_ups_are_recognised(question: str, kind: str) -> None:
+    assert follow_up_kind(question, _context(), _alone(gap=0.08)) == kind
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # Openers that new questions start with too.
+        "那合同一式几份？",
+        "那么续约要提前几天通知？",
+        "还有，争议最后去哪里打官司？",
+        "另外，协议的附件里有技术参数表吗？",
+        "Then what's the payment method?",
+        "And how many copies of the contract are there?",
+        # "This agreement" points at the agreement, not back; 呢 after a question word.
+        "这个合同有效期多久？",
+        "合同有效期是多久呢？",
+        "What does this agreement say about renewal?",
+        # A conditional with its own subject; a question about a party itself.
+        "如果乙方泄露了甲方的资料怎么办？",
+        "and who is Party A?",
+        "甲方是做什么的？",
+        # A pronoun pointing inside the question, a dummy "it", asking words that are no cue.
+        "甲方逾期付款，这算违约吗？",
+        "If the parties can't agree, is that a breach?",
+        "Is it possible to renew the agreement?",
+        "Does one party have to notify the other?",
+        "还有一个问题：合同有效期多久？",
+        "我也想知道续约要提前多久",
+        "其实我想问合同有效期多久",
+        "續約要提前幾耐通知？",
+    ],
+)
+def test_questions_that_stand_alone_are_never_merged(question: str) -> None:
+    assert follow_up_kind(question, _context(), _alone()) == ""
+
+
+def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
+    near = 0.08  # the previous answer's item close behind, not close enough to continue it
+    assert follow_up_kind("付款方式？", _context(), _alone(0.9, gap=near)) == "short"
+    assert follow_up_kind("付款方式？", _context(), _alone(0.97, gap=near)) == ""
+    assert follow_up_kind("付款方式？", _context(), _alone(0.9, gap=0.2)) == ""
+
+
+def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
+    question = "账号在哪里写呀，银行那一栏？"
+    assert follow_up_kind(question, _context(), _alone(gap=0.03)) == "continues"
+    assert follow_up_kind(question, _context(), _alone(gap=0.2)) == ""
+
+
+def test_not_about_the_agreement_is_not_merged_and_no_context_no_follow_up() -> None:
+    weak = _alone(0.85, abstain=True)
+    assert follow_up_kind("then what's the remedy?", _context(), weak) == "weak"
+    assert follow_up_kind("那北京天气呢？", _context(), weak, elsewhere=True) == ""
+    assert follow_up_kind("那乙方呢？", None, _alone()) == ""
+
+
+def test_cues_of_a_party_switch() -> None:
+    bare = cues("那乙方呢？")
+    assert bare.bare_party and bare.party == "乙方" and not bare.topic_words
+    both = cues("那乙方可以向甲方要吗？")
+    assert both.parties == ("乙方", "甲方") and not both.bare_party
+    # Named the other way round than before: a switch, without a topic of its own.
+    before = _context("甲方可以要求乙方付违约金吗？", "5.2")
+    assert follow_up_kind("那乙方可以向甲方要吗？", before, _alone()) == "party"
+    assert follow_up_kind("那乙方呢？", _context("乙方违约怎么办"), _alone()) == "refers"
+
+
+def test_swap_parties() -> None:
+    assert swap_parties("甲方拖欠乙方的服务费") == "乙方拖欠甲方的服务费"
+    assert swap_parties("Can Party A sue party b?") == "Can Party B sue party a?"
+
+
+# --- the knowledge's structure --------------------------------------------------------------
+
+
+def test_item_side() -> None:
+    sides = {item.id: item_side(item) for item in ITEMS}
+    assert sides == {
+        "3.2": "甲方",  # concerns only 甲方
+        "3.3": None,
+        "b1": "甲方",  # the title names it
+        "5.1": None,  # 任何一方
+        "p1": "甲方",
+        "p2": "乙方",
+        "5.2": "乙方",  # named first: 乙方's failure is what it is about
+    }
+
+
+def test_neighbours_and_relations() -> None:
+    assert neighbours("3.2", KNOWLEDGE) == {"b1", "3.3", "p1"}
+    assert related_by("会怎样，要赔吗？", "3.2", KNOWLEDGE) == {"5.1"}  # via its breach
+    assert related_by("那怎么处理？", "3.2", KNOWLEDGE) == {"p1"}
+    assert related_by("要赔吗？", "5.1", KNOWLEDGE) == {"5.1"}  # it is a remedy itself
+    assert related_by("什么时候付？", "3.2", KNOWLEDGE) == frozenset()
+
+
+def test_a_party_switch_sets_the_previous_side_back() -> None:
+    # The embedding finds the same items for the swapped question; the structure decides.
+    swapped = "乙方拖欠服务费怎么办 那乙方呢？"
+    retriever = FakeRetriever(
+        {"那乙方呢？": {"p1": 0.95, "p2": 0.93, "b1": 0.92}, swapped: {"p1": 0.96, "p2": 0.94}}
+    )
+    alone = retriever.search("那乙方呢？", 50)
+    result, understood = contextual_retrieval(
+        "那乙方呢？", _context("甲方拖欠服务费怎么办"), "party", retriever, alone
+    )
+    assert understood == swapped and result.hits[0].item_id == "p2"
+
+
+def test_which_clause_is_the_clause_behind_the_previous_answer() -> None:
+    retriever = FakeRetriever({})
+    question = "这是哪一条规定的？"
+    alone = retriever.search(question, 50)
+    result, _ = contextual_retrieval(question, _context(item_id="3.3"), "clause", retriever, alone)
+    assert result.hits[0].item_id == "3.3"  # a clause itself
+    result, _ = contextual_retrieval(question, _context(item_id="b1"), "clause", retriever, alone)
+    assert result.hits[0].item_id in ("3.2", "5.1")  # a breach: a clause it links to
+
+
+def test_a_bare_question_leans_on_the_previous_item() -> None:
+    question = "is that only for Party A?"
+    retriever = FakeRetriever({question: {"3.2": 0.92, "5.1": 0.90}})
+    alone = retriever.search(question, 50)
+    before = _context("If one side breaches, what does it owe?", "5.1")
+    result, understood = contextual_retrieval(question, before, "refers", retriever, alone)
+    assert result.hits[0].item_id == "5.1"
+    assert understood == "If one side breaches, what does it owe? is that only for Party A?"
+
+
+def test_topic_line_and_thread() -> None:
+    assert topic_line("甲方拖欠服务费怎么办？", "zh-Hans") == "（接上一问：甲方拖欠服务费怎么办）"
+    assert topic_line("甲方拖欠服务费怎么办？", "zh-Hant") == "（接上一問：甲方拖欠服務費怎麼辦）"
+    long = topic_line("What happens if Party A doesn't pay the service fee on time?", "en")
+    assert long.startswith("(Following on from: What happens") and long.endswith("…)")
+    assert len(long) < 60
+    turn = DialogueTurn("q1\nq2\nq3", "3.2", "zh-Hans", 0.0)
+    assert thread_of(turn, "q4") == "q2\nq3\nq4"  # the last three questions
+    assert thread_of(None, "q1") == "q1"
+
+
+# --- a turn, on the real retriever ----------------------------------------------------------
+
+
+def test_answer_turn(retriever: Retriever) -> None:
+    first = dialogue.answer_turn(
+        "甲方拖欠服务费怎么办", retriever, None, language="zh-Hans", now=1.0
+    )
+    assert first.kind == "" and first.turn is not None and first.turn.asked_at == 1.0
+    assert first.answer.parts[0].role != "context"
+    second = dialogue.answer_turn("那乙方呢？", retriever, first.turn, language="zh-Hans", now=2.0)
+    assert second.kind == "party" and second.answer.parts[0].role == "context"
+    assert second.answer.question == "那乙方呢？"  # logged as the user asked it
+    assert second.turn is not None and second.turn.topic == "甲方拖欠服务费怎么办"
+    assert second.turn.question == "甲方拖欠服务费怎么办\n那乙方呢？"
+    # An explicit lookup is no follow-up; its item's title becomes the topic.
+    lookup = dialogue.answer_turn("3.2", retriever, second.turn, language="zh-Hans", now=3.0)
+    assert lookup.kind == "" and lookup.turn is not None and lookup.turn.topic == "付款时间"
+    # Something the agreement does not cover keeps the context for the next question.
+    other = dialogue.answer_turn("那北京天气呢？", retriever, first.turn, language="zh-Hans", now=4)
+    assert other.answer.abstained and other.kind == "" and other.turn is None
