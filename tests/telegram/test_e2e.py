@@ -429,12 +429,23 @@ async def test_admin_stats_and_unanswered(app: Any, emu: BotApiEmulator) -> None
 
 
 async def test_admin_reload_swaps_the_index_while_answering(
-    app: Any, emu: BotApiEmulator, tmp_path: Path
+    app: Any, emu: BotApiEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import time
+
+    import bot.telegram.state as bot_state
+
     admin = make_user(ADMIN, "Admin", language_code="en")
     user = new_user()
     state = app.bot_data["state"]
     before = state.retriever
+    real_load = bot_state.load_retriever
+
+    def slow_load(*args: Any) -> Any:  # a reload that loads a model too takes seconds
+        time.sleep(2.0)
+        return real_load(*args)
+
+    monkeypatch.setattr(bot_state, "load_retriever", slow_load)
     emu.user_message("/reload", user=admin)
     (started,) = await emu.wait_for_sent(ADMIN)
     assert "Reloading" in started.text
