@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -127,6 +128,9 @@ async def _rate_limited(update: Update, context: Context, language: Language) ->
     return True
 
 
+_COMMAND_PREFIX = re.compile(r"^/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?\s*")
+
+
 async def _ask(update: Update, context: Context, question: str, *, source: str) -> None:
     """Answer a user's free-text question (cut, rate-limited, in the user's language)."""
     state = state_of(context)
@@ -134,7 +138,9 @@ async def _ask(update: Update, context: Context, question: str, *, source: str) 
     question, was_cut = cut_question(question, limit)
     dialogue = await dialogue_of(state, update) if source in FOLLOW_UP_SOURCES else None
     previous = dialogue.language if dialogue is not None else None
-    language = await language_of(state, update.effective_user, question, previous)
+    # "/clause 3.2" is a command, not English: only the words after it say a language.
+    spoken = _COMMAND_PREFIX.sub("", question)
+    language = await language_of(state, update.effective_user, spoken, previous)
     if not question:
         await _send_help(update, context, language)
         return
