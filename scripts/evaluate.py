@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.search.abstention import ABSTENTION_FILE, GAPS_FILE, Abstention  # noqa: E402
+from bot.search.abstention import (  # noqa: E402
+    ABSTENTION_FILE,
+    GAPS_FILE,
+    RANKING_FILE,
+    Abstention,
+)
 from bot.search.fusion import FUSION, Fusion, fuse_rrf, fuse_weighted  # noqa: E402
 from bot.search.retrieval import Retriever  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -266,8 +271,7 @@ def run(retriever: Retriever, questions: Sequence[DevQuestion], k: int = 10) -> 
     results = retriever.search_many(texts, k=k)
     prefetched = _Prefetched(retriever, dict(zip(texts, results, strict=True)))
     return [
-        Outcome(q, r, answer(q.text, prefetched))  # type: ignore[arg-type]
-        for q, r in zip(questions, results, strict=True)
+        Outcome(q, r, answer(q.text, prefetched)) for q, r in zip(questions, results, strict=True)
     ]
 
 
@@ -488,14 +492,20 @@ ABSTENTION_FEATURES = (
 )
 
 #: The signals of the not-stated model (in scope, but is it about a gap of the coverage map?).
-GAP_FEATURES = (
-    "gap_logit",
-    "gap_margin",
-    "gap_words",
-    "unexplained",
-    "question_top",
-    "dense_top",
-)
+#: Chosen by cross-validation within dev (out-of-fold probabilities, 5 folds x 6 shuffles, share
+#: of not-stated questions flagged when 1.5 % / 2 % / 2.5 % of in-scope ones are): the
+#: classifier's gap_logit (all gap classes against all items) 0.810 / 0.829 / 0.924; with
+#: gap_words and unexplained 0.833 / 0.850 / 0.880; gap_max (the likeliest gap category against
+#: the likeliest item) alone 0.854 / 0.897 / 0.914; gap_max, gap_words, unexplained 0.838 /
+#: 0.878 / 0.903, and the most stable under the cost-chosen threshold (not-stated flagged 0.850,
+#: in-scope flagged 0.024 for FALSE_GAP_COST 1.1 to 1.7). gap_margin, question_top and
+#: dense_top added nothing, with signs that make no sense (a closer coverage example lowering the
+#: probability).
+GAP_FEATURES = ("gap_max", "gap_words", "unexplained")
+
+#: The signals of the ranking model (is the first hit the right item?), fitted without class
+#: weights on the dev split's in-scope questions so that its probability is calibrated.
+RANKING_FEATURES = ("dense_margin", "fused_margin", "question_top", "dense_top", "lexical_top")
 
 #: A wrongly refused in-scope question costs this many wrongly answered out-of-scope ones.
 #: Chosen by cross-validation within dev (5 folds x 3 shuffles, OOS abstention / false
@@ -504,8 +514,10 @@ GAP_FEATURES = (
 FALSE_ABSTAIN_COST = 3.0
 #: An answerable question answered "the agreement does not say" costs this many not-stated
 #: questions answered with a clause (the floors: at most 3 % of the one, at least 85 % of the
-#: other caught).
-FALSE_GAP_COST = 2.0
+#: other caught). Cross-validation within dev: 2.0 -> not-stated flagged 0.821, in-scope flagged
+#: 0.025 (gap_logit model); for the model kept, 1.1 to 1.7 give 0.850 / 0.024 and 1.0 0.871 /
+#: 0.029, so 1.5: the middle of the plateau, flagging an answerable question the worse error.
+FALSE_GAP_COST = 1.5
 
 
 def choose_threshold(
@@ -540,15 +552,19 @@ def fit_features(
     l2: float = 1.0,
     note: str = "",
     cost: float = FALSE_ABSTAIN_COST,
+    balance: bool = True,
 ) -> Abstention:
-    """Fit P(positive | features) and choose the threshold on these rows (dev only!)."""
+    """Fit P(positive | features) and choose the threshold on these rows (dev only!).
+
+    ``balance`` weighs the two classes equally (for a decision between them); without it the
+    probability is calibrated on the rows as they are (the ranking model's confidence)."""
     import numpy as np
 
     x = np.array([[row[f] for f in features] for row in rows], dtype=np.float64)
     y = np.array([1.0 if label else 0.0 for label in labels])
     xs, mean, scale = _standardize(x)
     # Balance the classes: there are fewer questions of one kind than of the other.
-    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())) if balance else None
     coef, bias = fit_logistic(xs, y, l2=l2, weights=w)
     p = 1 / (1 + np.exp(-(xs @ coef + bias)))
     threshold = choose_threshold(list(p[y == 1]), list(p[y == 0]), cost)
@@ -570,6 +586,7 @@ class _Rows:
     questions: list[DevQuestion]
     features: list[dict[str, float]]
     aspects: list[bool]  # the aspect check found a value the best item lacks
+    top_right: list[bool]  # the first hit is a gold item
 
     def scope_labels(self) -> list[bool]:
         return [q.kind != "out_of_scope" for q in self.questions]
@@ -585,7 +602,29 @@ class _Rows:
 def _rows(retriever: Retriever, questions: Sequence[DevQuestion]) -> _Rows:
     usable = _usable(retriever, questions)
     scored = retriever.score_many([q.text for q in usable])
-    return _Rows(usable, [s.features for s in scored], [bool(s.aspect) for s in scored])
+    ids = retriever.index.item_ids
+    right = [ids[int(s.fused.argmax())] in q.gold for q, s in zip(usable, scored, strict=True)]
+    return _Rows(usable, [s.features for s in scored], [bool(s.aspect) for s in scored], right)
+
+
+def fit_ranking(
+    retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0
+) -> Abstention:
+    """The ranking model: P(the first hit is right), on in-scope questions, calibrated."""
+    rows = _rows(retriever, questions)
+    part = [i for i, q in enumerate(rows.questions) if q.in_scope]
+    return fit_features(
+        [rows.features[i] for i in part],
+        [rows.top_right[i] for i in part],
+        features=RANKING_FEATURES,
+        l2=l2,
+        balance=False,
+        note=(
+            f"fitted by scripts/evaluate.py --fit on the dev split ({len(part)} in-scope "
+            f"questions, {sum(rows.top_right[i] for i in part)} with the right first hit), "
+            f"l2={l2}, no class weights (calibrated); the threshold is not used"
+        ),
+    )
 
 
 def fit(retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0) -> Abstention:
@@ -625,15 +664,22 @@ def fit_gaps(retriever: Retriever, questions: Sequence[DevQuestion], l2: float =
 def cross_validate(
     retriever: Retriever, questions: Sequence[DevQuestion], folds: int = 5, shuffles: int = 3
 ) -> dict[str, float]:
-    """The fit procedure of both models, k-fold within the given (dev) questions, averaged over
-    a few seeded shuffles: out-of-scope abstained, not-stated flagged, in-scope flagged
-    (not_stated or out_of_scope) and refused (out_of_scope)."""
+    """The fit procedure of the three models, k-fold within the given (dev) questions, averaged
+    over a few seeded shuffles: out-of-scope abstained, not-stated flagged, in-scope flagged
+    (not_stated or out_of_scope) and refused (out_of_scope), and the share right among answered
+    in-scope questions with confidence >= 0.9."""
     import numpy as np
 
     rows = _rows(retriever, questions)
     n = len(rows.questions)
     scope_labels = rows.scope_labels()
-    counts = {"oos": [0, 0], "ns": [0, 0], "in_flagged": [0, 0], "in_refused": [0, 0]}
+    counts = {
+        "oos": [0, 0],
+        "ns": [0, 0],
+        "in_flagged": [0, 0],
+        "in_refused": [0, 0],
+        "right_at_0.9": [0, 0],
+    }
     for seed in range(shuffles):
         order = np.random.RandomState(seed).permutation(n)
         for fold in range(folds):
@@ -648,6 +694,13 @@ def cross_validate(
                 [rows.questions[i].kind == "not_stated" for i in part],
                 features=GAP_FEATURES,
                 cost=1 / FALSE_GAP_COST,
+            )
+            inside = [i for i in train if rows.questions[i].in_scope]
+            ranking = fit_features(
+                [rows.features[i] for i in inside],
+                [rows.top_right[i] for i in inside],
+                features=RANKING_FEATURES,
+                balance=False,
             )
             for i in test:
                 f, kind = rows.features[i], rows.questions[i].kind
@@ -667,6 +720,15 @@ def cross_validate(
                     counts["in_refused"][0] += out
                     counts["in_flagged"][1] += 1
                     counts["in_refused"][1] += 1
+                    if not out and not gap:
+                        confidence = (
+                            scope.confidence([f[x] for x in scope.features])
+                            * (1 - gaps.confidence([f[x] for x in gaps.features]))
+                            * ranking.confidence([f[x] for x in ranking.features])
+                        )
+                        if confidence >= 0.9:
+                            counts["right_at_0.9"][0] += rows.top_right[i]
+                            counts["right_at_0.9"][1] += 1
     return {name: hit / max(total, 1) for name, (hit, total) in counts.items()}
 
 
@@ -716,6 +778,7 @@ def compare_fusions(retriever: Retriever, questions: Sequence[DevQuestion]) -> l
                 retriever.abstention,
                 fusion,
                 gaps=retriever.gaps,
+                ranking=retriever.ranking,
             )
             cache[key] = clone.score_many([q.text for q in usable])
         ranks = []
@@ -761,15 +824,26 @@ def compare_party(retriever: Retriever, questions: Sequence[DevQuestion]) -> lis
         q for q in questions if q.in_scope and parse_reference(q.text, retriever.knowledge) is None
     ]
     sliced = {q.text for q in party_slice(usable)}
-    lines = [f"{'party_bonus':<12} {'top1':>6} {'mrr':>6}   party slice (n={len(sliced)}): top1 mrr"]
-    for bonus in (0.0, 0.25, 0.5, 1.0, 1.5, 2.0):
+    lines = [
+        f"{'party_bonus':<12} {'top1':>6} {'mrr':>6}   party slice (n={len(sliced)}): top1 mrr"
+    ]
+    for bonus, match in (
+        (0, 0),
+        (0.5, 0),
+        (1, 0),
+        (1.5, 0),
+        (1, 0.1),
+        (1, 0.2),
+        (1, 0.3),
+        (1, 0.5),
+    ):
         clone = Retriever(
             retriever.settings,
             retriever.knowledge,
             retriever.index,
             retriever.model,
             retriever.abstention,
-            replace(retriever.fusion, party_bonus=bonus),
+            replace(retriever.fusion, party_bonus=bonus, party_match=match),
             gaps=retriever.gaps,
         )
         results = clone.search_many([q.text for q in usable], k=10)
@@ -781,7 +855,7 @@ def compare_party(retriever: Retriever, questions: Sequence[DevQuestion]) -> lis
             mrr = sum(1 / (r + 1) for r in rs if r is not None) / len(rs)
             return f"{top1:6.3f} {mrr:6.3f}"
 
-        lines.append(f"{bonus:<12g} {score(ranks)}   {score(part)}")
+        lines.append(f"{bonus:<5g} {match:<6g} {score(ranks)}   {score(part)}")
     return lines
 
 
@@ -806,13 +880,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, path, features in (
         ("abstention", ABSTENTION_FILE, ABSTENTION_FEATURES),
         ("gaps", GAPS_FILE, GAP_FEATURES),
+        ("ranking", RANKING_FILE, RANKING_FEATURES),
     ):
         if args.fit or not path.exists():  # fitting needs features, not an old model
             zeros = (0.0,) * len(features)
             placeholders[name] = Abstention(
                 zeros, (1.0,) * len(features), zeros, 0.0, 0.5, features=features
             )
-    retriever = _load(settings, placeholders.get("abstention"), placeholders.get("gaps"))
+    retriever = _load(
+        settings,
+        placeholders.get("abstention"),
+        placeholders.get("gaps"),
+        placeholders.get("ranking"),
+    )
     if args.compare:
         print("\n".join(compare_fusions(retriever, dev)))
         print()
@@ -822,7 +902,12 @@ def main(argv: list[str] | None = None) -> int:
         cv = cross_validate(retriever, dev)
         retriever.abstention = fit(retriever, dev)
         retriever.gaps = fit_gaps(retriever, dev)
-        for path, model in ((ABSTENTION_FILE, retriever.abstention), (GAPS_FILE, retriever.gaps)):
+        retriever.ranking = fit_ranking(retriever, dev)
+        for path, model in (
+            (ABSTENTION_FILE, retriever.abstention),
+            (GAPS_FILE, retriever.gaps),
+            (RANKING_FILE, retriever.ranking),
+        ):
             path.write_text(
                 json.dumps(model.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
             )
@@ -831,8 +916,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<18} {w:+.3f}")
         print(
             "5-fold cross-validation within dev: out-of-scope abstained {oos:.3f}, not-stated "
-            "flagged {ns:.3f}, in-scope flagged {in_flagged:.3f} (refused {in_refused:.3f})".format(
-                **cv
+            "flagged {ns:.3f}, in-scope flagged {in_flagged:.3f} (refused {in_refused:.3f}), "
+            "right among answered with confidence >= 0.9: {right:.3f}".format(
+                right=cv["right_at_0.9"], **cv
             )
         )
     selected = _select(questions, "dev" if args.fit else args.split)
@@ -842,7 +928,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(
-    settings: Settings, abstention: Abstention | None, gaps: Abstention | None = None
+    settings: Settings,
+    abstention: Abstention | None,
+    gaps: Abstention | None = None,
+    ranking: Abstention | None = None,
 ) -> Retriever:
     from bot.knowledge.loader import load_knowledge
     from bot.model.loading import load_model
@@ -851,7 +940,7 @@ def _load(
     knowledge = load_knowledge(settings.knowledge_dir)
     index = load_index(settings, knowledge, settings.embedding_model)
     model = load_model(settings)
-    return Retriever(settings, knowledge, index, model, abstention, gaps=gaps)
+    return Retriever(settings, knowledge, index, model, abstention, gaps=gaps, ranking=ranking)
 
 
 if __name__ == "__main__":

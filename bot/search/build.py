@@ -89,6 +89,7 @@ class BuildReport:
     off_topics_embedded: int = 0
     coverage: int = 0
     coverage_embedded: int = 0
+    classifier_trained: bool = False
 
     def summary(self) -> str:
         if self.embedded == 0:
@@ -108,6 +109,8 @@ class BuildReport:
             what += (
                 f"; embedded {self.coverage_embedded} of {self.coverage} coverage example questions"
             )
+        if self.classifier_trained:
+            what += "; trained the classifier"
         return (
             f"index built in {self.seconds:.1f} s: {self.items} items, {self.vectors} vectors "
             f"({self.model}); {what}. -> {self.path}"
@@ -345,6 +348,7 @@ def build_index(
         training += [(OFF_LABEL, key) for key in off_keys]
         classifier_key = _classifier_key(training)
         classifier = None if force else _previous_classifier(index_dir, classifier_key)
+        trained = classifier is None
         if classifier is None:
             import numpy as np
 
@@ -384,6 +388,7 @@ def build_index(
             off_topics_embedded=sum(1 for key in off_keys if key in fresh),
             coverage=len(coverage_keys),
             coverage_embedded=sum(1 for key in coverage_keys if key in fresh),
+            classifier_trained=trained,
         )
 
 

@@ -40,6 +40,8 @@ class Fusion:
     #: When a question is about one party (``bot.search.parties.question_party``), items that
     #: concern only the other party lose ``party_bonus`` (same units as ``intent_bonus``).
     party_bonus: float = 0.0
+    #: ... and items that concern only that party gain ``party_match`` x ``party_bonus``.
+    party_match: float = 0.0
 
 
 #: The configuration kept after comparing on the dev split (see the README / evaluate.py).

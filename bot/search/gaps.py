@@ -7,8 +7,9 @@ question; the outcome model in ``gaps.json`` weighs them, fitted on the dev spli
 
 - ``classifier_features``: from the index's classifier (which item, which gap category, or
   off-topic, trained on the knowledge's texts only): the log-odds of "a gap category" against
-  "an item" (``gap_logit``) and of "off-topic" against the rest (``off_logit``), and the most
-  likely category.
+  "an item" (``gap_logit``), of the most likely gap category against the most likely item
+  (``gap_max``) and of "off-topic" against the rest (``off_logit``), and the most likely
+  category.
 - ``gap_neighbours``: the best cosine with a coverage example against the best with an
   alternate question or title (``gap_margin``).
 - ``GapVocabulary``: how much more often the question's words occur in the coverage map's texts
@@ -54,7 +55,8 @@ def _logsumexp(values: np.ndarray) -> float:
 def classifier_features(
     log_p: np.ndarray, gap: np.ndarray, off: np.ndarray
 ) -> tuple[dict[str, float], int]:
-    """``gap_logit``, ``off_logit`` from one question's class log-probabilities ``log_p``
+    """``gap_logit``, ``gap_max``, ``off_logit`` from one question's class log-probabilities
+    ``log_p``
     (``gap`` / ``off``: boolean masks of the gap-category and off-topic classes; the rest are
     items), and the index of the most likely gap class (-1 when there is none)."""
     import numpy as np
@@ -62,6 +64,7 @@ def classifier_features(
     items = ~gap & ~off
     features = {
         "gap_logit": _logsumexp(log_p[gap]) - _logsumexp(log_p[items]),
+        "gap_max": float(log_p[gap].max() - log_p[items].max()) if gap.any() else -40.0,
         "off_logit": _logsumexp(log_p[off]) - _logsumexp(log_p[~off]),
     }
     best = int(np.flatnonzero(gap)[np.argmax(log_p[gap])]) if gap.any() else -1

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.search import textproc
-from bot.search.abstention import GAPS_FILE, Abstention, off_topic_features
+from bot.search.abstention import GAPS_FILE, RANKING_FILE, Abstention, off_topic_features
 from bot.search.aspects import missing_aspect
 from bot.search.fusion import (
     BREACH_INTENT,
@@ -98,6 +99,7 @@ class Retriever:
         abstention: Abstention | None = None,
         fusion: Fusion = FUSION,
         gaps: Abstention | None = None,
+        ranking: Abstention | None = None,
     ) -> None:
         import numpy as np
 
@@ -107,6 +109,7 @@ class Retriever:
         self.model = model
         self.abstention = abstention if abstention is not None else Abstention.load()
         self.gaps = gaps if gaps is not None else Abstention.load(GAPS_FILE)
+        self.ranking = ranking if ranking is not None else Abstention.load(RANKING_FILE)
         self.fusion = fusion
         fields = np.array([row.field for row in index.rows])
         self._row_ok = np.isin(fields, fusion.fields)
@@ -128,7 +131,10 @@ class Retriever:
         ]
         self._party_sign = {
             party: np.array(
-                [-float(p == set(PARTIES) - {party}) for p in item_parties],
+                [
+                    fusion.party_match * (p == {party}) - float(p == set(PARTIES) - {party})
+                    for p in item_parties
+                ],
                 dtype=np.float64,
             )
             for party in PARTIES
@@ -256,13 +262,15 @@ class Retriever:
             features["gap_words"] = self.gap_vocabulary.score(tokens)
             features["foreign_subject"] = float(min(2, len(self.subjects.findall(normalized))))
             top = int(np.argmax(fused))
+            runner_up = float(np.partition(fused, -2)[-2]) if len(fused) > 1 else float(fused[top])
+            features["fused_margin"] = float(fused[top]) - runner_up
             words = [
                 t for t in tokens if not t.startswith("~") and not t.replace(".", "").isdigit()
             ]
             features["unexplained"] = unexplained(
                 words,
                 [textproc.general_idf(w) for w in words],
-                lambda w, vocab=self._item_words[top]: _in_vocabulary(w, vocab),
+                functools.partial(_in_vocabulary, vocabulary=self._item_words[top]),
             )
             item = self.knowledge.get(self.index.item_ids[top])
             aspect = missing_aspect(normalized, item, self.knowledge.parameters) if item else None
@@ -397,11 +405,13 @@ class Retriever:
             )
         gap = self.gaps.confidence([scored.features[name] for name in self.gaps.features])
         if gap < self.gaps.threshold and not scored.aspect:
-            # The confidence that the answer is right: about the agreement, and answered by it.
+            # The confidence that the answer is right: about the agreement, answered by it, and
+            # the first hit the right item (the ranking model, calibrated on the dev split).
+            right = self.ranking.confidence([scored.features[n] for n in self.ranking.features])
             return Retrieval(
                 query=scored.question,
                 hits=hits,
-                confidence=round(in_scope * (1.0 - gap), 4),
+                confidence=round(in_scope * (1.0 - gap) * right, 4),
                 abstain=False,
             )
         category = self.knowledge.coverage.get(scored.category)
@@ -415,6 +425,8 @@ class Retriever:
                     -float(scored.fused[self._position[i]]) if i in self._position else 0.0
                 ),
             )
+            if top not in nearest:  # the item retrieval finds nearest is quoted too
+                nearest = [*nearest[:2], top]
         else:
             nearest = [top, *(h.item_id for h in hits[1:2])]
         return Retrieval(

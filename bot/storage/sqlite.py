@@ -67,6 +67,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated   REAL NOT NULL
     );
     """,
+    # 2: what each answer said of the agreement (answered / not_stated / out_of_scope).
+    """
+    ALTER TABLE answers ADD COLUMN coverage TEXT NOT NULL DEFAULT 'answered';
+    UPDATE answers SET coverage = 'out_of_scope' WHERE abstained = 1;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -156,8 +161,8 @@ class SqliteStorage:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO answers (answer_id, created, user_hash, source, question, language,"
-                " intent, citations, related, confidence, abstained)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " intent, citations, related, confidence, abstained, coverage)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     answer_id,
                     time.time(),
@@ -170,6 +175,7 @@ class SqliteStorage:
                     json.dumps(list(answer.related)),
                     float(answer.confidence),
                     int(answer.abstained),
+                    answer.coverage,
                 ),
             )
         return answer_id
@@ -178,7 +184,7 @@ class SqliteStorage:
         with self._lock:
             row = self._db.execute(
                 "SELECT answer_id, created, question, language, intent, citations, related,"
-                " confidence, abstained FROM answers WHERE answer_id = ?",
+                " confidence, abstained, coverage FROM answers WHERE answer_id = ?",
                 (answer_id,),
             ).fetchone()
         if row is None:
@@ -193,6 +199,7 @@ class SqliteStorage:
             related=tuple(json.loads(row[6])),
             confidence=row[7],
             abstained=bool(row[8]),
+            coverage=row[9],
         )
 
     # --- feedback ----------------------------------------------------------------------------
@@ -252,9 +259,9 @@ class SqliteStorage:
 
     def stats(self) -> Stats:
         with self._lock:
-            questions, abstained, users = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(abstained), 0), COUNT(DISTINCT user_hash)"
-                " FROM answers"
+            questions, abstained, users, not_stated = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(abstained), 0), COUNT(DISTINCT user_hash),"
+                " COALESCE(SUM(coverage = 'not_stated'), 0) FROM answers"
             ).fetchone()
             up, down = self._db.execute(
                 "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes"
@@ -272,16 +279,20 @@ class SqliteStorage:
             votes_up=int(up),
             votes_down=int(down),
             by_language=by_language,
+            not_stated=int(not_stated),
         )
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:
-        """The most recent abstentions and answers with more 👎 than 👍, newest first."""
+        """The most recent abstentions, "the agreement does not say" answers and answers with
+        more 👎 than 👍, newest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT a.created, a.question, a.language, a.abstained, a.citations,"
-                " COALESCE(SUM(v.vote = -1), 0) AS down, COALESCE(SUM(v.vote = 1), 0) AS up"
+                " COALESCE(SUM(v.vote = -1), 0) AS down, COALESCE(SUM(v.vote = 1), 0) AS up,"
+                " a.coverage"
                 " FROM answers a LEFT JOIN votes v ON v.answer_id = a.answer_id"
-                " GROUP BY a.answer_id HAVING a.abstained = 1 OR down > up"
+                " GROUP BY a.answer_id"
+                " HAVING a.abstained = 1 OR a.coverage = 'not_stated' OR down > up"
                 " ORDER BY a.created DESC, a.rowid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -290,7 +301,9 @@ class SqliteStorage:
                 created=row[0],
                 question=row[1],
                 language=row[2],
-                reason="abstained" if row[3] else "downvoted",
+                reason="abstained"
+                if row[3]
+                else ("not_stated" if row[7] == "not_stated" else "downvoted"),
                 citations=tuple(json.loads(row[4])),
                 votes_down=int(row[5]),
             )

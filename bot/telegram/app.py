@@ -39,6 +39,7 @@ from bot.telegram.format import RetrieverLike
 from bot.telegram.handlers import (
     cmd_clause,
     cmd_complaint,
+    cmd_gaps,
     cmd_help,
     cmd_lang,
     cmd_start,
@@ -62,6 +63,7 @@ MENU = (
     ("clause", "tg_cmd_clause"),
     ("term", "tg_cmd_term"),
     ("complaint", "tg_cmd_complaint"),
+    ("gaps", "tg_cmd_gaps"),
     ("lang", "tg_cmd_lang"),
 )
 
@@ -130,6 +132,7 @@ def build_application(
             CommandHandler("clause", cmd_clause),
             CommandHandler("term", cmd_term),
             CommandHandler("complaint", cmd_complaint),
+            CommandHandler("gaps", cmd_gaps),
             CommandHandler("lang", cmd_lang),
             # block=False: loading takes seconds and other updates are answered meanwhile
             CommandHandler("reload", cmd_reload, block=False),

@@ -124,3 +124,43 @@ def test_newer_schema_and_garbage_files_are_refused(tmp_path: Path) -> None:
         Storage(garbage)
     with pytest.raises(StorageError, match="BOT_STORAGE_PATH"):
         Storage(tmp_path)  # a directory
+
+
+def test_not_stated_answers_are_kept_and_listed_for_admins(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    storage = Storage(tmp_path / "bot.sqlite3")
+    gap = replace(_answer("乙方能转包吗？"), coverage="not_stated", intent="not_stated")
+    gap_id = storage.log_answer(1, gap)
+    storage.log_answer(1, _answer("付款时间？"))
+    record = storage.get_answer(gap_id)
+    assert record is not None and record.coverage == "not_stated" and not record.abstained
+    assert storage.vote(gap_id, 2, 1) is not None  # votes work on them like on any answer
+    stats = storage.stats()
+    assert (stats.questions, stats.answered, stats.not_stated) == (2, 2, 1)
+    assert [(u.question, u.reason) for u in storage.unanswered(10)] == [
+        ("乙方能转包吗？", "not_stated")
+    ]
+
+
+def test_a_version_1_database_gains_the_coverage_column(tmp_path: Path) -> None:
+    from bot.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO meta (key, value) VALUES ('salt', ?)", ("ab" * 32,))
+    for answer_id, abstained in (("a1", 1), ("a2", 0)):
+        db.execute(
+            "INSERT INTO answers VALUES (?, 1.0, 'h', 'message', 'q', 'zh-Hans', 'question',"
+            " '[]', '[]', 0.5, ?)",
+            (answer_id, abstained),
+        )
+    db.commit()
+    db.close()
+    storage = Storage(path)
+    assert storage.schema_version == SCHEMA_VERSION
+    out, answered = storage.get_answer("a1"), storage.get_answer("a2")
+    assert out is not None and out.coverage == "out_of_scope"
+    assert answered is not None and answered.coverage == "answered"
