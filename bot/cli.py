@@ -31,7 +31,12 @@ def _cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
         json.dump(knowledge.to_json(), sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
-        print(f"knowledge OK: {len(knowledge.items)} items in {settings.knowledge_dir}")
+        gaps = len(knowledge.coverage.gaps)
+        categories = len(knowledge.coverage.categories)
+        print(
+            f"knowledge OK: {len(knowledge.items)} items in {settings.knowledge_dir}; "
+            f"coverage map: {categories} categories, {gaps} not or only partly covered"
+        )
     return 0
 
 

@@ -75,14 +75,30 @@ class Hit:
     via: str = "search"  # "search" | "reference" (an explicit clause number or term name)
 
 
+#: What an answer says about the agreement: it answers the question, the agreement does not
+#: say (``not_stated``: a topic it leaves open, or a value a clause lacks), or the question is
+#: not about this agreement at all (``out_of_scope``, the only outcome that abstains).
+COVERAGE = ("answered", "not_stated", "out_of_scope")
+
+
 @dataclass(frozen=True)
 class Retrieval:
-    """Ranked hits for one question, the calibrated confidence, and whether to abstain."""
+    """Ranked hits for one question, the calibrated confidence, and whether to abstain.
+
+    ``coverage`` is one of ``COVERAGE`` (``abstain`` is true exactly for ``out_of_scope``); for
+    ``not_stated``, ``category`` is the coverage-map category it falls in ("" when only the aspect
+    check found it), ``aspect`` the kind of value the best clause lacks ("" when none) and
+    ``nearest`` the items to quote beneath the statement, nearest first.
+    """
 
     query: str
     hits: tuple[Hit, ...]
     confidence: float
     abstain: bool
+    coverage: str = "answered"
+    category: str = ""
+    aspect: str = ""
+    nearest: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,9 @@ class Part:
     ``role`` tells a formatter how to show it: "quote" (agreement text, verbatim), "translation"
     (unofficial English), "explain" (a fixed template around knowledge), "step" (a numbered
     procedure step), "note", "abstain", "heading", "context" (what a follow-up was taken to
-    continue, "（接上一问：…）"). ``cite`` is the item id it rests on.
+    continue, "（接上一问：…）"), "not_stated" (the fixed statement of what the agreement does
+    not say), "law" (a Civil Code pointer, not the agreement's text), "gap" (one entry of the
+    list of what the agreement does not cover). ``cite`` is the item id it rests on.
     """
 
     role: str
@@ -117,9 +135,22 @@ class Answer:
     abstained: bool
     confidence: float
     intent: str  # "question" | "clause" | "toc" | "term" | "complaint" | "abstain" | "empty"
+    # | "not_stated" | "gaps"
     citations: tuple[Citation, ...] = ()
     parts: tuple[Part, ...] = ()
     related: tuple[str, ...] = field(default=())  # item ids offered as follow-ups
+    coverage: str = "answered"  # one of COVERAGE; "out_of_scope" exactly when abstained
+    category: str = ""  # the coverage-map category of a not_stated answer
+
+    def __post_init__(self) -> None:
+        # ``abstained`` and ``coverage`` say the same thing for out-of-scope questions; an
+        # abstaining answer built without a coverage (older callers) is out of scope.
+        if self.abstained and self.coverage == "answered":
+            object.__setattr__(self, "coverage", "out_of_scope")
+        if self.coverage not in COVERAGE:
+            raise ValueError(f"unknown coverage {self.coverage!r} (one of {COVERAGE})")
+        if (self.coverage == "out_of_scope") != self.abstained:
+            raise ValueError("an answer abstains exactly when its coverage is out_of_scope")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 from bot.settings import Settings
 from tests.conftest import run_cli
 
-KEYS = ["question", "language", "abstained", "confidence", "citations", "answer"]
+KEYS = ["question", "language", "abstained", "coverage", "confidence", "citations", "answer"]
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,26 @@ def test_chat_reads_follow_ups_in_context(index_env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("（接上一问：甲方拖欠服务费怎么办）") == 1
     assert "【第7.1条】本协议一式两份" in proc.stdout
+
+
+def test_ask_says_what_the_agreement_does_not_say(index_env: dict[str, str]) -> None:
+    """The acceptance questions of issue #12, as a user runs them (one process, one per line)."""
+    questions = [
+        "售后能不能外包给第三方公司做？",
+        "要赔的违约金有没有写明数额",
+        "房东要涨房租，我能提前退租吗",
+        "续约要提前多久通知",
+    ]
+    proc = run_cli("ask", "--json", "-", env=index_env, stdin="\n".join(questions) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    for obj in out:
+        _check_shape(obj)
+    subcontract, amount, landlord, renewal = out
+    assert subcontract["coverage"] == "not_stated" and not subcontract["abstained"]
+    assert subcontract["citations"][0]["id"] == "1.3"
+    assert subcontract["answer"].startswith("本协议没有约定")
+    assert amount["coverage"] == "not_stated" and amount["citations"][0]["id"] == "5.1"
+    assert "没有约定违约金的数额或计算方法" in amount["answer"]
+    assert landlord["coverage"] == "out_of_scope" and landlord["abstained"]
+    assert renewal["coverage"] == "answered" and renewal["citations"][0]["id"] == "2.2"

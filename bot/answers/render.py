@@ -12,7 +12,7 @@ from bot.answers.texts import t
 from bot.types import Answer, Part
 
 #: Roles that start a new block (a blank line before them, except at the top).
-_BLOCK_START = {"heading", "section", "step", "abstain"}
+_BLOCK_START = {"heading", "section", "step", "abstain", "not_stated"}
 
 
 def _cite(part: Part, answer: Answer) -> str:
@@ -40,7 +40,7 @@ def to_text(answer: Answer, knowledge: object | None = None) -> str:
             lines.append(t("translation", answer.language, text=part.text))
         elif part.role == "related":
             lines.append(_related_line(part, answer))
-        elif part.role == "topic":
+        elif part.role in ("topic", "law", "gap"):
             lines.append(f"• {part.text}")
         elif part.role == "toc":
             lines.append(f"  {part.text}")
@@ -74,8 +74,12 @@ def to_html(answer: Answer, knowledge: object | None = None, *, related: bool = 
             out.append(f"<blockquote><i>{e(text)}</i></blockquote>")
         elif part.role == "explain":
             out.append(f"{cite}{e(part.text)}")
-        elif part.role in ("heading", "step"):
+        elif part.role in ("heading", "step", "not_stated"):
             out.append(f"<b>{e(part.text)}</b>")
+        elif part.role == "law":
+            out.append(f"<i>{e(f'• {part.text}')}</i>")
+        elif part.role == "gap":
+            out.append(e(f"• {part.text}"))
         elif part.role in ("section", "note", "context"):
             out.append(f"<i>{e(part.text)}</i>")
         elif part.role == "related":
@@ -95,6 +99,7 @@ def to_json(answer: Answer, knowledge: object | None = None) -> dict[str, Any]:
         "question": answer.question,
         "language": answer.language,
         "abstained": answer.abstained,
+        "coverage": answer.coverage,
         "confidence": round(float(answer.confidence), 3),
         "citations": []
         if answer.abstained

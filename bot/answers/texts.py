@@ -54,6 +54,26 @@ ZH_HANS: dict[str, str] = {
     "abstain": "这个问题不在本协议范围内，协议里没有相关约定，我无法回答。",
     "abstain.nearest": "协议中最接近的内容：",
     "abstain.topic": "{label} {title}（{id}）",
+    # --- not stated (the agreement is silent) ----------------------------------------------
+    "not_stated.nearest": "与此最相关的条款：",
+    "aspect.amount": "本协议没有约定具体的数额或计算方法。",
+    "aspect.duration": "本协议没有约定具体的期限或时长。",
+    "aspect.deadline": "本协议没有约定具体的时限（例如几小时或几天之内）。",
+    "aspect.frequency": "本协议没有约定具体的频次。",
+    "aspect.count": "本协议没有约定具体的数量。",
+    "aspect.cost_bearer": "本协议没有约定这项费用由哪一方承担。",
+    "law.title": "法律的一般规定（非本协议内容，仅供参考）：",
+    "law.item": "《中华人民共和国民法典》{article}：{topic}",
+    # --- what the agreement does not cover (/gaps) -----------------------------------------
+    "gaps.title": "本协议没有约定或只部分约定的事项",
+    "gaps.intro": (
+        "对照服务类合同的常见条款清单，本协议没有约定的有{no}项，只部分约定的有{partly}项。"
+        "重新谈判或另行签订补充协议（第7.2条）前可逐项核对。"
+    ),
+    "gaps.no": "没有约定",
+    "gaps.partly": "只部分约定",
+    "gaps.item": "{name}：{statement}",
+    "gaps.hint": "就其中一项提问（例如「乙方能不能转包」），可查看与之最相关的条款。",
     # --- help -------------------------------------------------------------------------------
     "help.title": "我可以回答关于《互联网产品售后支持协议》的问题，所有回答都引用协议原文。",
     "help.body": (
@@ -62,6 +82,7 @@ ZH_HANS: dict[str, str] = {
         "• 按编号查条款，例如「3.2」「第五条」\n"
         "• 查名词，例如「什么是违约金」\n"
         "• 查投诉流程：「怎么投诉」\n"
+        "• 查协议没有约定的事项：「协议没有约定哪些事项」\n"
         "• 查看目录：「目录」"
     ),
     # --- table of contents ------------------------------------------------------------------
@@ -130,6 +151,29 @@ EN: dict[str, str] = {
     ),
     "abstain.nearest": "The nearest topics in the agreement:",
     "abstain.topic": "{label} {title} ({id})",
+    "not_stated.nearest": "The provisions nearest to it:",
+    "aspect.amount": "The agreement states no specific amount or formula for this.",
+    "aspect.duration": "The agreement sets no specific period or duration for this.",
+    "aspect.deadline": (
+        "The agreement sets no specific time limit for this (such as a number of hours or days)."
+    ),
+    "aspect.frequency": "The agreement sets no specific frequency for this.",
+    "aspect.count": "The agreement states no specific number for this.",
+    "aspect.cost_bearer": "The agreement does not say which party bears this cost.",
+    "law.title": "General rules of law (not part of this agreement; for reference only):",
+    "law.item": "PRC Civil Code (《中华人民共和国民法典》), Article {number} ({article}): {topic}",
+    "gaps.title": "What this agreement does not cover, or covers only in part",
+    "gaps.intro": (
+        "Checked against the usual checklist of a service agreement, the agreement does not "
+        "cover {no} matters and covers {partly} only in part. Go through them before "
+        "renegotiating or signing a supplementary agreement (clause 7.2)."
+    ),
+    "gaps.no": "Not covered",
+    "gaps.partly": "Covered only in part",
+    "gaps.item": "{name}: {statement}",
+    "gaps.hint": (
+        "Ask about one of them (e.g. “can Party B subcontract?”) to see the nearest provisions."
+    ),
     "help.title": (
         "I answer questions about the After-Sales Support Agreement for Internet Products "
         "(互联网产品售后支持协议), always quoting its text."
@@ -140,6 +184,7 @@ EN: dict[str, str] = {
         "• look up a clause by number, e.g. “3.2” or “section 5”\n"
         "• look up a term, e.g. “what does 违约金 mean”\n"
         "• get the complaint procedure: “how do I complain”\n"
+        "• see what the agreement does not cover: “what does the agreement not cover?”\n"
         "• see the contents: “table of contents”"
     ),
     "toc.title": "Contents of the After-Sales Support Agreement",

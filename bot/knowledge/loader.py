@@ -4,6 +4,8 @@ Layout of a knowledge directory:
 
 - ``parameters.toml``: ``[parameters.<name>]`` tables (label, label_en, value) naming the
   template blanks.
+- ``coverage.toml``: the coverage map, ``[[category]]`` tables (``bot.knowledge.coverage``),
+  loaded into ``Knowledge.coverage``.
 - every other ``*.toml``: ``[[items]]`` arrays of tables. ``agreement.toml`` is read first, then
   ``appendices.toml``, then any other file in name order. ``Knowledge.items`` is in document
   order: stably sorted by kind in the order of ``KINDS`` (header, clause, signing, attachments,
@@ -30,6 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from bot.knowledge.coverage import COVERAGE_FILE, Coverage, load_coverage
 from bot.types import KINDS, RELATIONS, Item, Language, Link, Parameter
 
 __all__ = [
@@ -133,10 +136,12 @@ class ParameterModel(_Model):
 
 @dataclass(frozen=True)
 class Knowledge:
-    """All items in document order, with their parameters (template blanks)."""
+    """All items in document order, with their parameters (template blanks) and the coverage
+    map (what the agreement does not say)."""
 
     items: tuple[Item, ...]
     parameters: Mapping[str, Parameter]
+    coverage: Coverage = field(default_factory=Coverage)
     by_id: Mapping[str, Item] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -319,7 +324,7 @@ def _item_files(directory: Path) -> list[Path]:
     others = sorted(
         p
         for p in directory.glob("*.toml")
-        if p.name not in ITEM_FILE_ORDER and p.name != PARAMETERS_FILE
+        if p.name not in ITEM_FILE_ORDER and p.name not in (PARAMETERS_FILE, COVERAGE_FILE)
     )
     first = [directory / name for name in ITEM_FILE_ORDER if (directory / name).is_file()]
     return first + others
@@ -508,9 +513,13 @@ def load_knowledge(directory: Path, overrides: Mapping[str, str] | None = None) 
                 ids[item_id] = path.name
     for where, item in loaded:
         messages.extend(_check_item(where, item, ids if all_readable else None, parameter_names))
+    coverage, coverage_messages = load_coverage(
+        directory / COVERAGE_FILE, ids if all_readable else None
+    )
+    messages.extend(coverage_messages)
 
     if messages:
         raise KnowledgeError(messages)
     # Document order: by kind in KINDS order; sorted() is stable, so file order breaks ties.
     items = sorted((item for _, item in loaded), key=lambda item: KINDS.index(item.kind))
-    return Knowledge(items=tuple(items), parameters=parameters)
+    return Knowledge(items=tuple(items), parameters=parameters, coverage=coverage)

@@ -1,6 +1,9 @@
 """When to say "not covered": signals of how far a question is from the agreement, and the
 logistic model over them fitted on the dev set (``abstention.json``, refitted by
-``scripts/evaluate.py --fit``)."""
+``scripts/evaluate.py --fit``). The same kind of model, over the coverage-map signals of
+``bot.search.gaps``, decides when the agreement does not say (``gaps.json``), and a third, over
+the ranking margins, says how likely the first hit is the right one (``ranking.json``): the
+three make the confidence of an answer."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 ABSTENTION_FILE = Path(__file__).with_name("abstention.json")
+GAPS_FILE = Path(__file__).with_name("gaps.json")
+#: P(the first hit is right | answered), fitted without class weights so it is calibrated.
+RANKING_FILE = Path(__file__).with_name("ranking.json")
 #: How many nearest neighbours ``off_topic_share`` looks at.
 NEIGHBOURS = 10
 
@@ -31,6 +37,15 @@ NEIGHBOURS = 10
 #: best cosine with a text about something the agreement does not cover (bot/search/off_topics.toml,
 #: embedded in the index) minus dense_top; off_topic_share: the share of such texts among the
 #: question's NEIGHBOURS nearest vectors (the agreement's and the off-topic ones together).
+#: The coverage-map signals (``bot.search.gaps``): gap_logit, gap_max, off_logit (the index
+#: classifier's log-odds of a gap category against an item, of the likeliest gap category against
+#: the likeliest item, of off-topic against the rest), gap_margin
+#: (best cosine with a coverage example minus question_top), gap_words (the question's words'
+#: log-ratio between the coverage map's texts and the knowledge's), unexplained (the summed
+#: rarity of the question's words that the best item's own text never uses); foreign_subject:
+#: how many words naming another contract or business the question has (0, 1, 2 or more; the
+#: ``subjects`` of bot/search/off_topics.toml); fused_margin: the fused score's lead of the first
+#: hit over the second (for the ranking model: is the first hit the right one?).
 FEATURES = (
     "dense_top",
     "dense_margin",
@@ -43,6 +58,14 @@ FEATURES = (
     "foreign_sum",
     "off_topic_margin",
     "off_topic_share",
+    "gap_logit",
+    "gap_max",
+    "off_logit",
+    "gap_margin",
+    "gap_words",
+    "unexplained",
+    "foreign_subject",
+    "fused_margin",
 )
 
 

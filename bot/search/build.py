@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -28,10 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.search.index import (
     BUILD_PREFIX,
+    CLASSIFIER_FIELDS,
     CURRENT,
     FILES,
     FORMAT_VERSION,
+    GAP_PREFIX,
     LOCK_NAME,
+    OFF_LABEL,
     IndexBuildError,
     Row,
     content_key,
@@ -53,6 +57,12 @@ if TYPE_CHECKING:
 #: Below this many texts to embed, no progress bar (it would flash by).
 PROGRESS_MIN = 32
 BATCH = 32
+#: The classifier over query vectors (see ``train_classifier``): inverse L2 strength and the
+#: L-BFGS iteration cap, chosen on the dev split (scripts/evaluate.py); bump the version when
+#: the training changes so that no older classifier is reused.
+CLASSIFIER_C = 300.0
+CLASSIFIER_ITERATIONS = 300
+CLASSIFIER_VERSION = "classifier-v1"
 
 
 def item_texts(item: Item) -> list[tuple[str, str, str]]:
@@ -77,6 +87,9 @@ class BuildReport:
     model: str
     off_topics: int = 0
     off_topics_embedded: int = 0
+    coverage: int = 0
+    coverage_embedded: int = 0
+    classifier_trained: bool = False
 
     def summary(self) -> str:
         if self.embedded == 0:
@@ -92,6 +105,12 @@ class BuildReport:
             )
         if self.off_topics_embedded:
             what += f"; embedded {self.off_topics_embedded} of {self.off_topics} off-topic texts"
+        if self.coverage_embedded:
+            what += (
+                f"; embedded {self.coverage_embedded} of {self.coverage} coverage example questions"
+            )
+        if self.classifier_trained:
+            what += "; trained the classifier"
         return (
             f"index built in {self.seconds:.1f} s: {self.items} items, {self.vectors} vectors "
             f"({self.model}); {what}. -> {self.path}"
@@ -146,7 +165,75 @@ def _previous_vectors(index_dir: Path, fingerprint: str) -> dict[str, Any]:
         off_vectors = np.load(current / "off_topics.npy", allow_pickle=False)
         if len(off_keys) == len(off_vectors):
             out |= {key: off_vectors[i] for i, key in enumerate(off_keys)}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, IndexError):
+        coverage_keys = [row[1] for row in listing.get("coverage", [])]
+        coverage_vectors = np.load(current / "coverage.npy", allow_pickle=False)
+        if len(coverage_keys) == len(coverage_vectors):
+            out |= {key: coverage_vectors[i] for i, key in enumerate(coverage_keys)}
     return out
+
+
+def train_classifier(vectors: Any, labels: Sequence[str]) -> tuple[Any, tuple[str, ...]]:
+    """A multinomial logistic regression over query vectors: which item, which gap category of
+    the coverage map, or off-topic, a question is about.
+
+    Trained on the knowledge's own texts only (items' titles and alternate questions, coverage
+    examples, off-topic texts), never on evaluation questions. Returns the weights
+    (dimension + 1 rows, the last the bias; one column per class) and the classes (sorted).
+    Retrieval turns its probabilities into the ``gap_logit`` / ``off_logit`` signals: cosine
+    neighbours alone barely tell "what does 1.3 say" from "can 乙方 subcontract", a classifier
+    fitted on all the texts of each class does much better (scripts/evaluate.py).
+    """
+    import numpy as np
+    from scipy.optimize import minimize
+
+    classes = tuple(sorted(set(labels)))
+    index = {c: i for i, c in enumerate(classes)}
+    x = np.hstack([np.asarray(vectors, dtype=np.float64), np.ones((len(labels), 1))])
+    target = np.zeros((len(labels), len(classes)))
+    target[np.arange(len(labels)), [index[label] for label in labels]] = 1.0
+    shrink = np.ones((x.shape[1], 1))
+    shrink[-1] = 0.0  # the bias is not shrunk
+
+    def loss(flat: Any) -> tuple[float, Any]:
+        w = flat.reshape(x.shape[1], len(classes))
+        z = x @ w
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        value = -(target * log_p).sum() + 0.5 / CLASSIFIER_C * (shrink * w * w).sum()
+        grad = x.T @ (np.exp(log_p) - target) + shrink * w / CLASSIFIER_C
+        return float(value), grad.ravel()
+
+    start = np.zeros(x.shape[1] * len(classes))
+    result = minimize(
+        loss, start, jac=True, method="L-BFGS-B", options={"maxiter": CLASSIFIER_ITERATIONS}
+    )
+    return result.x.reshape(x.shape[1], len(classes)).astype(np.float32), classes
+
+
+def _classifier_key(training: Sequence[tuple[str, str]]) -> str:
+    payload = [CLASSIFIER_VERSION, CLASSIFIER_C, CLASSIFIER_ITERATIONS, [list(t) for t in training]]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
+
+
+def _previous_classifier(index_dir: Path, key: str) -> tuple[Any, tuple[str, ...]] | None:
+    """The current build's classifier when it was trained on exactly the same vectors."""
+    import numpy as np
+
+    current = current_dir(index_dir)
+    if current is None:
+        return None
+    try:
+        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("classifier", {}).get("key") != key:
+            return None
+        classes = json.loads((current / "vectors.json").read_text(encoding="utf-8"))["classes"]
+        weights = np.load(current / "classifier.npy", allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if weights.ndim != 2 or weights.shape[1] != len(classes):
+        return None
+    return weights, tuple(classes)
 
 
 def _embed(
@@ -228,6 +315,11 @@ def build_index(
         off_keys = [content_key(fingerprint, "query", text) for text in off_topics]
         for key, text in zip(off_keys, off_topics, strict=True):
             wanted.setdefault(key, ("query", text))
+        # The coverage map's example questions: what the agreement does not say.
+        coverage = knowledge.coverage.examples()
+        coverage_keys = [content_key(fingerprint, "query", text) for _, text in coverage]
+        for key, (_, text) in zip(coverage_keys, coverage, strict=True):
+            wanted.setdefault(key, ("query", text))
         todo = [key for key in wanted if key not in previous]
         todo_set = set(todo)
         changed = tuple(dict.fromkeys(r.item_id for r in rows if r.key in todo_set))
@@ -249,6 +341,21 @@ def build_index(
                     raise IndexBuildError(str(exc)) from exc
             vectors = _embed(model, [wanted[k] for k in todo], progress)
             fresh = dict(zip(todo, vectors, strict=True))
+        vectors_by_key = previous | fresh
+        training = [(r.item_id, r.key) for r in rows if r.field in CLASSIFIER_FIELDS]
+        training += [
+            (GAP_PREFIX + c, key) for (c, _), key in zip(coverage, coverage_keys, strict=True)
+        ]
+        training += [(OFF_LABEL, key) for key in off_keys]
+        classifier_key = _classifier_key(training)
+        classifier = None if force else _previous_classifier(index_dir, classifier_key)
+        trained = classifier is None
+        if classifier is None:
+            import numpy as np
+
+            classifier = train_classifier(
+                np.stack([vectors_by_key[key] for _, key in training]), [c for c, _ in training]
+            )
         try:
             target = _write_build(
                 index_dir,
@@ -256,7 +363,12 @@ def build_index(
                 knowledge,
                 rows,
                 (off_topics, off_keys),
-                previous | fresh,
+                [
+                    (category, key)
+                    for (category, _), key in zip(coverage, coverage_keys, strict=True)
+                ],
+                vectors_by_key,
+                (classifier[0], classifier[1], classifier_key),
                 fingerprint,
                 started,
             )
@@ -275,6 +387,9 @@ def build_index(
             model=settings.embedding_model,
             off_topics=len(off_keys),
             off_topics_embedded=sum(1 for key in off_keys if key in fresh),
+            coverage=len(coverage_keys),
+            coverage_embedded=sum(1 for key in coverage_keys if key in fresh),
+            classifier_trained=trained,
         )
 
 
@@ -284,7 +399,9 @@ def _write_build(
     knowledge: Knowledge,
     rows: list[Row],
     off_topics: tuple[Sequence[str], Sequence[str]],
+    coverage: Sequence[tuple[str, str]],
     vectors_by_key: Mapping[str, Any],
+    classifier: tuple[Any, Sequence[str], str],
     fingerprint: str,
     started: float,
 ) -> Path:
@@ -308,9 +425,20 @@ def _write_build(
         off_texts, off_keys = off_topics
         off_matrix = np.stack([vectors_by_key[key] for key in off_keys]).astype(np.float32)
         np.save(tmp / "off_topics.npy", off_matrix, allow_pickle=False)
+        coverage_matrix = np.zeros((len(coverage), dimension), dtype=np.float32)
+        for i, (_, key) in enumerate(coverage):
+            coverage_matrix[i] = vectors_by_key[key]
+        np.save(tmp / "coverage.npy", coverage_matrix, allow_pickle=False)
+        weights, classes, classifier_key = classifier
+        np.save(tmp / "classifier.npy", np.asarray(weights, dtype=np.float32), allow_pickle=False)
         _write_json(
             tmp / "vectors.json",
-            {"rows": [[r.item_id, r.field, r.key] for r in rows], "off_topics": list(off_keys)},
+            {
+                "rows": [[r.item_id, r.field, r.key] for r in rows],
+                "off_topics": list(off_keys),
+                "coverage": [list(pair) for pair in coverage],
+                "classes": list(classes),
+            },
         )
         _write_json(tmp / "lexical.json", BM25.build(knowledge.items).to_json())
         fields = Counter(r.field for r in rows)
@@ -331,6 +459,12 @@ def _write_build(
                 "items": {item.id: item_hash(item) for item in knowledge.items},
             },
             "off_topics": {"hash": off_topics_hash(off_texts), "count": len(off_texts)},
+            "coverage": {
+                "hash": knowledge.coverage.examples_hash(),
+                "count": len(coverage),
+                "categories": len({category for category, _ in coverage}),
+            },
+            "classifier": {"key": classifier_key, "classes": len(classes)},
             "item_count": len(knowledge.items),
             "vector_count": len(rows),
             "fields": dict(sorted(fields.items())),

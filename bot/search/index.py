@@ -18,10 +18,17 @@ Files of one build:
 - ``off_topics.npy``: query vectors of ``bot/search/off_topics.toml`` (topics and example
   questions the agreement does not cover), the reference points of the abstention signals in
   ``bot.search.retrieval``; cached by content key like the rest.
+- ``coverage.npy``: query vectors of the example questions of the categories
+  ``knowledge/coverage.toml`` says the agreement does not cover (or only partly); which category
+  each row belongs to is in ``vectors.json``. The evidence for "the agreement does not say";
+  cached by content key like the rest.
+- ``classifier.npy``: a multinomial logistic regression over query vectors (which item, which
+  gap category, or off-topic), trained at build time on the texts above and reused while they
+  are unchanged; its classes are in ``vectors.json``.
 - ``manifest.json``: format, model (name, path, fingerprint, dimension, and the fingerprint of
   the model's ONNX export when there was one at build time), knowledge (content hash,
-  per-item hashes), off-topic hash and count, counts, build time, library versions and the sha256
-  of every other file.
+  per-item hashes), off-topic hash and count, coverage-example hash and count, counts, build
+  time, library versions and the sha256 of every other file.
 
 Checking an index (``index_status``, ``load_index``) never imports torch, so
 ``scripts/build_index.py --if-stale`` answers in well under a second when nothing changed.
@@ -45,12 +52,27 @@ if TYPE_CHECKING:
     from bot.knowledge.loader import Knowledge
 
 
-#: 2: off_topics.npy added.
-FORMAT_VERSION = 2
+#: 2: off_topics.npy added. 3: coverage.npy added.
+FORMAT_VERSION = 3
 CURRENT = "current"
 BUILD_PREFIX = ".index."
 LOCK_NAME = ".index.lock"
-FILES = ("vectors.faiss", "vectors.json", "embeddings.npy", "lexical.json", "off_topics.npy")
+FILES = (
+    "vectors.faiss",
+    "vectors.json",
+    "embeddings.npy",
+    "lexical.json",
+    "off_topics.npy",
+    "coverage.npy",
+    "classifier.npy",
+)
+#: The classifier (``classifier.npy``, trained by ``bot.search.build.train_classifier``) learns
+#: which item a question is about from these fields of the items (query vectors), which gap
+#: category from the coverage examples (labels ``GAP_PREFIX + category id``) and the
+#: off-topic texts (label ``OFF_LABEL``).
+CLASSIFIER_FIELDS = ("title", "title_en", "question")
+GAP_PREFIX = "gap:"
+OFF_LABEL = "off"
 FIX = "run `make index` (or `contract-bot index build`)"
 OFF_TOPICS_FILE = Path(__file__).with_name("off_topics.toml")
 
@@ -96,6 +118,21 @@ def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
     if not out:
         raise ValueError(f'{path}: "topics" and "examples" are both empty')
     return tuple(out)
+
+
+def load_subjects(path: Path | None = None) -> tuple[str, ...]:
+    """The ``subjects`` of ``bot/search/off_topics.toml``: words naming another contract or
+    business (not embedded; see the file's header). ``ValueError`` when the list is malformed."""
+    path = path if path is not None else OFF_TOPICS_FILE
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the off-topic list ({exc})") from exc
+    words = data.get("subjects", [])
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ValueError(f'{path}: field "subjects" must be a list of non-empty strings')
+    return tuple(w.strip().lower() for w in words)
 
 
 def off_topics_hash(texts: Sequence[str]) -> str:
@@ -208,6 +245,8 @@ def check_match(
             problems.append(f"the off-topic list {OFF_TOPICS_FILE} changed since the build")
     except ValueError as exc:
         problems.append(str(exc))
+    if manifest.get("coverage", {}).get("hash") != knowledge.coverage.examples_hash():
+        problems.append("the example questions of knowledge/coverage.toml changed since the build")
     built = manifest.get("knowledge", {})
     if built.get("content_hash") != knowledge.content_hash():
         problems.append(
@@ -280,6 +319,10 @@ class LoadedIndex:
     item_ids: tuple[str, ...]
     lexical: BM25
     off_topics: Any  # np.ndarray[float32], one query vector per text of bot/search/off_topics.toml
+    coverage: Any = None  # np.ndarray[float32], one query vector per coverage example
+    coverage_ids: tuple[str, ...] = ()  # the category of each row of ``coverage``
+    classifier: Any = None  # np.ndarray[float32], (dimension + 1) x classes
+    classes: tuple[str, ...] = ()  # item ids, GAP_PREFIX + category ids, OFF_LABEL
 
     @property
     def dimension(self) -> int:
@@ -304,10 +347,15 @@ def load_index(
         )
     try:
         faiss_index = faiss.read_index(str(current / "vectors.faiss"))
-        raw_rows = json.loads((current / "vectors.json").read_text(encoding="utf-8"))["rows"]
+        listing = json.loads((current / "vectors.json").read_text(encoding="utf-8"))
+        raw_rows = listing["rows"]
         lexical = BM25.from_json(json.loads((current / "lexical.json").read_text("utf-8")))
         off_topics = np.load(current / "off_topics.npy", allow_pickle=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        coverage = np.load(current / "coverage.npy", allow_pickle=False)
+        coverage_ids = tuple(str(row[0]) for row in listing["coverage"])
+        classifier = np.load(current / "classifier.npy", allow_pickle=False)
+        classes = tuple(str(c) for c in listing["classes"])
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError) as exc:
         raise IndexMismatchError(f"cannot read the index in {current} ({exc}): {FIX}.") from exc
     rows = tuple(Row(*r) for r in raw_rows)
     item_ids = tuple(item.id for item in knowledge.items)
@@ -318,6 +366,15 @@ def load_index(
         raise IndexMismatchError(f"the lexical index in {current} is out of date: {FIX}.")
     if off_topics.ndim != 2 or off_topics.shape[1] != faiss_index.d:
         raise IndexMismatchError(f"the off-topic vectors in {current} are inconsistent: {FIX}.")
+    if (
+        coverage.ndim != 2
+        or coverage.shape[1] != faiss_index.d
+        or len(coverage_ids) != len(coverage)
+        or list(coverage_ids) != [c for c, _ in knowledge.coverage.examples()]
+    ):
+        raise IndexMismatchError(f"the coverage vectors in {current} are inconsistent: {FIX}.")
+    if classifier.ndim != 2 or classifier.shape != (faiss_index.d + 1, len(classes)):
+        raise IndexMismatchError(f"the classifier in {current} is inconsistent: {FIX}.")
     return LoadedIndex(
         path=current,
         manifest=manifest,
@@ -327,4 +384,8 @@ def load_index(
         item_ids=item_ids,
         lexical=lexical,
         off_topics=off_topics,
+        coverage=coverage,
+        coverage_ids=coverage_ids,
+        classifier=classifier,
+        classes=classes,
     )

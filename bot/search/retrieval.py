@@ -11,12 +11,19 @@
    dev set by ``scripts/evaluate.py --compare``);
 3. computes a confidence that the question is about this agreement at all, from several signals
    (``features``) through a small logistic model fitted on the dev set (``abstention.json``,
-   refitted by ``scripts/evaluate.py --fit``), and abstains below its threshold. Abstaining still
-   returns the nearest items as hits, so an answer can offer them as topics.
+   refitted by ``scripts/evaluate.py --fit``), and abstains below its threshold
+   (``out_of_scope``). Abstaining still returns the nearest items as hits, so an answer can
+   offer them as topics;
+4. otherwise decides whether the agreement answers it or does not say (``not_stated``): when the
+   question asks for a value the best item lacks (``bot.search.aspects``), or when the evidence
+   that it is about a gap of the coverage map (``bot.search.gaps``) outweighs the evidence for
+   an item, through a second logistic model fitted on the dev set (``gaps.json``). A
+   ``not_stated`` retrieval names the category and the items to quote beneath its statement.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -24,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.search import textproc
-from bot.search.abstention import Abstention, off_topic_features
+from bot.search.abstention import GAPS_FILE, RANKING_FILE, Abstention, off_topic_features
+from bot.search.aspects import missing_aspect
 from bot.search.fusion import (
     BREACH_INTENT,
     DEFINITION_INTENT,
@@ -34,7 +42,23 @@ from bot.search.fusion import (
     fuse_rrf,
     fuse_weighted,
 )
-from bot.search.index import IndexMismatchError, LoadedIndex, load_index
+from bot.search.gaps import (
+    GapVocabulary,
+    classifier_features,
+    gap_neighbours,
+    log_softmax,
+    subject_matcher,
+    unexplained,
+)
+from bot.search.index import (
+    GAP_PREFIX,
+    OFF_LABEL,
+    IndexMismatchError,
+    LoadedIndex,
+    load_index,
+    load_subjects,
+)
+from bot.search.parties import PARTIES, question_party
 from bot.search.references import Reference, parse_reference
 from bot.settings import Settings
 from bot.types import Hit, Retrieval
@@ -59,6 +83,8 @@ class Scored:
     fused: np.ndarray
     features: dict[str, float] = field(default_factory=dict)
     reference: Reference | None = None
+    category: str = ""  # the most likely gap category (the classifier's)
+    aspect: str = ""  # the value the question asks for that the best item lacks
 
 
 class Retriever:
@@ -72,6 +98,8 @@ class Retriever:
         model: Encoder,
         abstention: Abstention | None = None,
         fusion: Fusion = FUSION,
+        gaps: Abstention | None = None,
+        ranking: Abstention | None = None,
     ) -> None:
         import numpy as np
 
@@ -80,6 +108,8 @@ class Retriever:
         self.index = index
         self.model = model
         self.abstention = abstention if abstention is not None else Abstention.load()
+        self.gaps = gaps if gaps is not None else Abstention.load(GAPS_FILE)
+        self.ranking = ranking if ranking is not None else Abstention.load(RANKING_FILE)
         self.fusion = fusion
         fields = np.array([row.field for row in index.rows])
         self._row_ok = np.isin(fields, fusion.fields)
@@ -92,8 +122,45 @@ class Retriever:
             (BREACH_INTENT, np.array([k == "breach" for k in kinds], dtype=bool)),
         )
         self._clause = np.array([k == "clause" for k in kinds], dtype=bool)
+        # -1 per item that concerns only the other party, for a question about each party: a
+        # question about 甲方's breach is not answered by 乙方's obligations (matching items are
+        # not raised: procedures that concern both parties must not fall behind them).
+        item_parties = [
+            set(knowledge.by_id[i].parties) if i in knowledge.by_id else set()
+            for i in index.item_ids
+        ]
+        self._party_sign = {
+            party: np.array(
+                [
+                    fusion.party_match * (p == {party}) - float(p == set(PARTIES) - {party})
+                    for p in item_parties
+                ],
+                dtype=np.float64,
+            )
+            for party in PARTIES
+        }
+        self._position = {item_id: j for j, item_id in enumerate(index.item_ids)}
         self._vocab_words = {t for doc in index.lexical.docs for t in doc if not t.startswith("~")}
         self._vocab_grams = {t for doc in index.lexical.docs for t in doc if t.startswith("~")}
+        # The coverage map: the classifier's gap and off-topic classes, the gap vocabulary, and
+        # each item's own words (its wording, titles, aliases: not its alternate questions).
+        classes = index.classes
+        self._gap_class = np.array([c.startswith(GAP_PREFIX) for c in classes], dtype=bool)
+        self._off_class = np.array([c == OFF_LABEL for c in classes], dtype=bool)
+        self.subjects = subject_matcher(load_subjects())
+        self.gap_vocabulary = GapVocabulary.build(
+            knowledge.items, knowledge.coverage, textproc.tokens
+        )
+        self._item_words = [
+            frozenset(
+                textproc.tokens(
+                    " ".join((item.text, item.text_en, item.title, item.title_en, *item.aliases))
+                )
+            )
+            if (item := knowledge.get(item_id)) is not None
+            else frozenset()
+            for item_id in index.item_ids
+        ]
         # English misspellings are corrected against the knowledge's own words before both the
         # dense and the lexical scoring ("liquidaded damges" -> "liquidated damages").
         self.speller = textproc.Speller.from_texts(
@@ -169,6 +236,11 @@ class Retriever:
             depth = n_rows
         sims, rows = self.index.faiss.search(vectors, depth)
         off_sims = vectors @ self.index.off_topics.T
+        gap_sims = vectors @ self.index.coverage.T
+        log_p = log_softmax(
+            np.hstack([vectors, np.ones((len(vectors), 1), dtype=np.float32)])
+            @ self.index.classifier
+        )
         out = []
         for qi, question in enumerate(questions):
             valid = rows[qi] >= 0
@@ -185,7 +257,36 @@ class Retriever:
             fused = self._fuse(dense, lexical, normalized)
             features = self._features(dense, lexical, question_top, tokens)
             features.update(off_topic_features(off_sims[qi], s, features["dense_top"]))
-            out.append(Scored(question, dense, lexical, fused, features))
+            classified, best_gap = classifier_features(log_p[qi], self._gap_class, self._off_class)
+            features.update(classified)
+            features.update(gap_neighbours(gap_sims[qi], question_top))
+            features["gap_words"] = self.gap_vocabulary.score(tokens)
+            features["foreign_subject"] = float(min(2, len(self.subjects.findall(normalized))))
+            top = int(np.argmax(fused))
+            runner_up = float(np.partition(fused, -2)[-2]) if len(fused) > 1 else float(fused[top])
+            features["fused_margin"] = float(fused[top]) - runner_up
+            words = [
+                t for t in tokens if not t.startswith("~") and not t.replace(".", "").isdigit()
+            ]
+            features["unexplained"] = unexplained(
+                words,
+                [textproc.general_idf(w) for w in words],
+                functools.partial(_in_vocabulary, vocabulary=self._item_words[top]),
+            )
+            item = self.knowledge.get(self.index.item_ids[top])
+            aspect = missing_aspect(normalized, item, self.knowledge.parameters) if item else None
+            category = self.index.classes[best_gap][len(GAP_PREFIX) :] if best_gap >= 0 else ""
+            out.append(
+                Scored(
+                    question,
+                    dense,
+                    lexical,
+                    fused,
+                    features,
+                    category=category,
+                    aspect=aspect or "",
+                )
+            )
         return out
 
     def _fuse(self, dense: np.ndarray, lexical: np.ndarray, normalized: str) -> np.ndarray:
@@ -203,6 +304,10 @@ class Retriever:
                 matched = True
         if not matched and fusion.clause_prior:
             fused = fused + fusion.clause_prior * share * self._clause
+        if fusion.party_bonus:
+            party = question_party(normalized)
+            if party is not None:
+                fused = fused + fusion.party_bonus * share * self._party_sign[party]
         return fused
 
     def _features(
@@ -290,10 +395,58 @@ class Retriever:
             for j in order
         )
         values = [scored.features[name] for name in self.abstention.features]
-        confidence = self.abstention.confidence(values)
+        in_scope = self.abstention.confidence(values)
+        if in_scope < self.abstention.threshold:
+            return Retrieval(
+                query=scored.question,
+                hits=hits,
+                confidence=round(in_scope, 4),
+                abstain=True,
+                coverage="out_of_scope",
+            )
+        gap = self.gaps.confidence([scored.features[name] for name in self.gaps.features])
+        if gap < self.gaps.threshold and not scored.aspect:
+            # The confidence that the answer is right: about the agreement, answered by it, and
+            # the first hit the right item (the ranking model, calibrated on the dev split).
+            right = self.ranking.confidence([scored.features[n] for n in self.ranking.features])
+            return Retrieval(
+                query=scored.question,
+                hits=hits,
+                confidence=round(in_scope * (1.0 - gap) * right, 4),
+                abstain=False,
+            )
+        category = self.knowledge.coverage.get(scored.category)
+        top = hits[0].item_id
+        if gap < self.gaps.threshold and category is not None and top not in category.nearest:
+            category = None  # only the aspect check says "not stated": say it of the best item
+        if category is not None:
+            nearest = sorted(
+                category.nearest,
+                key=lambda i: (
+                    -float(scored.fused[self._position[i]]) if i in self._position else 0.0
+                ),
+            )
+            if top not in nearest:  # the item retrieval finds nearest is quoted too
+                nearest = [*nearest[:2], top]
+        else:
+            nearest = [top, *(h.item_id for h in hits[1:2])]
         return Retrieval(
             query=scored.question,
             hits=hits,
-            confidence=round(confidence, 4),
-            abstain=confidence < self.abstention.threshold,
+            # The aspect check is a rule: its verdict is as sure as the question's scope.
+            confidence=round(in_scope * (gap if gap >= self.gaps.threshold else 1.0), 4),
+            abstain=False,
+            coverage="not_stated",
+            category=category.id if category is not None else "",
+            aspect=scored.aspect,
+            nearest=tuple(nearest),
         )
+
+
+def _in_vocabulary(word: str, vocabulary: frozenset[str]) -> bool:
+    """``word`` is one of ``vocabulary``'s words, or (Chinese) a chain of its bigrams."""
+    if word in vocabulary:
+        return True
+    if len(word) >= 2 and textproc.has_cjk(word):
+        return all("~" + g in vocabulary for g in textproc.cjk_bigrams(word))
+    return False

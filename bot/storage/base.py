@@ -33,6 +33,7 @@ class AnswerRecord:
     related: tuple[str, ...]
     confidence: float
     abstained: bool
+    coverage: str = "answered"  # answered | not_stated | out_of_scope
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Stats:
     votes_up: int
     votes_down: int
     by_language: dict[str, int]
+    not_stated: int = 0  # answered "the agreement does not say"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Unanswered:
     created: float
     question: str
     language: str
-    reason: str  # "abstained" | "downvoted"
+    reason: str  # "abstained" | "not_stated" | "downvoted"
     citations: tuple[str, ...]
     votes_down: int
 
@@ -155,7 +157,8 @@ class Storage(Protocol):
     def stats(self) -> Stats: ...
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:
-        """The most recent abstentions and answers with more 👎 than 👍, newest first."""
+        """The most recent abstentions, not-stated answers (what users miss in the agreement)
+        and answers with more 👎 than 👍, newest first."""
         ...
 
     def purge(self, before: float) -> Purged:

@@ -107,6 +107,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX dialogues_asked_at ON dialogues (asked_at)
         """,
     ),
+    _both(
+        "what each answer said of the agreement (answered / not_stated / out_of_scope)",
+        """
+        ALTER TABLE answers ADD COLUMN coverage TEXT NOT NULL DEFAULT 'answered';
+        UPDATE answers SET coverage = 'out_of_scope' WHERE abstained = 1
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -193,8 +193,8 @@ class SqlStorage(ABC):
             self._execute(
                 cur,
                 "INSERT INTO answers (answer_id, created, user_hash, source, question, language,"
-                " intent, citations, related, confidence, abstained)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " intent, citations, related, confidence, abstained, coverage)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     answer_id,
                     self._clock(),
@@ -207,6 +207,7 @@ class SqlStorage(ABC):
                     json.dumps(list(answer.related)),
                     float(answer.confidence),
                     int(answer.abstained),
+                    answer.coverage,
                 ),
             )
         return answer_id
@@ -216,7 +217,7 @@ class SqlStorage(ABC):
             row = self._execute(
                 cur,
                 "SELECT answer_id, created, question, language, intent, citations, related,"
-                " confidence, abstained FROM answers WHERE answer_id = ?",
+                " confidence, abstained, coverage FROM answers WHERE answer_id = ?",
                 (answer_id,),
             ).fetchone()
         if row is None:
@@ -231,6 +232,7 @@ class SqlStorage(ABC):
             related=tuple(json.loads(row[6])),
             confidence=row[7],
             abstained=bool(row[8]),
+            coverage=row[9],
         )
 
     # --- feedback ----------------------------------------------------------------------------
@@ -437,10 +439,11 @@ class SqlStorage(ABC):
         those purged or forgotten. ``users`` counts a user once while any of their questions is
         kept; one whose questions were all purged counts again on returning."""
         with self._tx() as cur:
-            questions, abstained, users = self._execute(
+            questions, abstained, users, not_stated = self._execute(
                 cur,
                 "SELECT COUNT(*), COUNT(*) FILTER (WHERE abstained = 1),"
-                " COUNT(DISTINCT user_hash) FROM answers",
+                " COUNT(DISTINCT user_hash), COUNT(*) FILTER (WHERE coverage = 'not_stated')"
+                " FROM answers",
             ).fetchone()
             up, down = self._execute(
                 cur,
@@ -471,20 +474,22 @@ class SqlStorage(ABC):
             votes_up=int(up) + archived.get("votes_up", 0),
             votes_down=int(down) + archived.get("votes_down", 0),
             by_language=dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+            not_stated=int(not_stated) + archived.get("not_stated", 0),
         )
 
     def unanswered(self, limit: int = 10) -> list[Unanswered]:
-        """The most recent abstentions and answers with more 👎 than 👍, newest first."""
+        """The most recent abstentions, "the agreement does not say" answers (what users miss in
+        the agreement) and answers with more 👎 than 👍, newest first."""
         with self._tx() as cur:
             rows = self._execute(
                 cur,
                 "SELECT a.created, a.question, a.language, a.abstained, a.citations,"
                 " COUNT(v.vote) FILTER (WHERE v.vote = -1) AS down,"
-                " COUNT(v.vote) FILTER (WHERE v.vote = 1) AS up"
+                " COUNT(v.vote) FILTER (WHERE v.vote = 1) AS up, a.coverage"
                 " FROM answers a LEFT JOIN votes v ON v.answer_id = a.answer_id"
                 f" GROUP BY a.answer_id, a.created, a.question, a.language, a.abstained,"
-                f" a.citations, {self._insertion_order}"
-                " HAVING a.abstained = 1"
+                f" a.citations, a.coverage, {self._insertion_order}"
+                " HAVING a.abstained = 1 OR a.coverage = 'not_stated'"
                 " OR COUNT(v.vote) FILTER (WHERE v.vote = -1)"
                 " > COUNT(v.vote) FILTER (WHERE v.vote = 1)"
                 f" ORDER BY a.created DESC, {self._insertion_order} DESC LIMIT ?",
@@ -495,7 +500,9 @@ class SqlStorage(ABC):
                 created=row[0],
                 question=row[1],
                 language=row[2],
-                reason="abstained" if row[3] else "downvoted",
+                reason="abstained"
+                if row[3]
+                else ("not_stated" if row[7] == "not_stated" else "downvoted"),
                 citations=tuple(json.loads(row[4])),
                 votes_down=int(row[5]),
             )
@@ -514,12 +521,14 @@ class SqlStorage(ABC):
         anonymous counters."""
         counts: dict[str, int] = {}
         where, args = answers
-        total, abstained = self._execute(
+        total, abstained, not_stated = self._execute(
             cur,
-            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE abstained = 1) FROM answers WHERE {where}",
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE abstained = 1),"
+            f" COUNT(*) FILTER (WHERE coverage = 'not_stated') FROM answers WHERE {where}",
             args,
         ).fetchone()
         counts["questions"], counts["abstained"] = int(total), int(abstained)
+        counts["not_stated"] = int(not_stated)
         for language, n in self._execute(
             cur, f"SELECT language, COUNT(*) FROM answers WHERE {where} GROUP BY language", args
         ).fetchall():

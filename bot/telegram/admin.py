@@ -81,6 +81,7 @@ async def cmd_stats(update: Update, context: Context) -> None:
         questions=stats.questions,
         answered=stats.answered,
         abstained=stats.abstained,
+        not_stated=stats.not_stated,
         users=stats.users,
         up=stats.votes_up,
         down=stats.votes_down,
@@ -104,11 +105,12 @@ async def cmd_unanswered(update: Update, context: Context) -> None:
     lines = [f"<b>{html.escape(t('tg_unanswered_title', language))}</b>"]
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created))
-        reason = (
-            t("tg_unanswered_abstained", language)
-            if row.reason == "abstained"
-            else t("tg_unanswered_downvoted", language, n=row.votes_down)
-        )
+        if row.reason == "abstained":
+            reason = t("tg_unanswered_abstained", language)
+        elif row.reason == "not_stated":
+            reason = t("tg_unanswered_not_stated", language)
+        else:
+            reason = t("tg_unanswered_downvoted", language, n=row.votes_down)
         cited = f" → {', '.join(row.citations[:3])}" if row.citations else ""
         lines.append(
             f"• {html.escape(row.question)} <i>({html.escape(reason)}, {row.language}, "

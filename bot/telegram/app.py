@@ -42,6 +42,7 @@ from bot.telegram.format import RetrieverLike
 from bot.telegram.handlers import (
     cmd_clause,
     cmd_complaint,
+    cmd_gaps,
     cmd_help,
     cmd_lang,
     cmd_start,
@@ -72,6 +73,7 @@ MENU = (
     ("clause", "tg_cmd_clause"),
     ("term", "tg_cmd_term"),
     ("complaint", "tg_cmd_complaint"),
+    ("gaps", "tg_cmd_gaps"),
     ("lang", "tg_cmd_lang"),
     ("privacy", "tg_cmd_privacy"),
     ("forget", "tg_cmd_forget"),
@@ -157,6 +159,7 @@ def build_application(
             CommandHandler("clause", cmd_clause),
             CommandHandler("term", cmd_term),
             CommandHandler("complaint", cmd_complaint),
+            CommandHandler("gaps", cmd_gaps),
             CommandHandler("lang", cmd_lang),
             CommandHandler("privacy", cmd_privacy),
             CommandHandler("forget", cmd_forget),

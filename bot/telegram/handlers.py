@@ -209,6 +209,14 @@ async def cmd_complaint(update: Update, context: Context) -> None:
     await _answer_and_send(update, context, "/complaint", language, source="command")
 
 
+async def cmd_gaps(update: Update, context: Context) -> None:
+    """What the agreement does not cover, or covers only in part (the coverage map)."""
+    language = await language_of(state_of(context), update.effective_user)
+    if await _rate_limited(update, context, language):
+        return
+    await _answer_and_send(update, context, "/gaps", language, source="command")
+
+
 async def cmd_lang(update: Update, context: Context) -> None:
     await forget_dialogue(state_of(context), update)
     language = await language_of(state_of(context), update.effective_user)

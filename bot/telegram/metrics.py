@@ -18,10 +18,11 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def outcome(answer: Answer) -> str:
-    """How a question ended, for the metrics: "answered" or "out_of_scope" for a free question,
-    "lookup" for a clause, term, contents or complaint-guide lookup."""
-    if answer.intent in ("question", "abstain"):
-        return "out_of_scope" if answer.abstained else "answered"
+    """How a question ended, for the metrics: its coverage ("answered", "not_stated",
+    "out_of_scope") for a free question, "lookup" for a clause, term, contents, gaps or
+    complaint-guide lookup."""
+    if answer.intent in ("question", "abstain", "not_stated"):
+        return answer.coverage
     return "lookup"
 
 

@@ -15,6 +15,7 @@ ZH_HANS = {
     "tg_cmd_clause": "按编号查条款，或查看目录",
     "tg_cmd_term": "名词解释",
     "tg_cmd_complaint": "客户投诉指引",
+    "tg_cmd_gaps": "协议没有约定的事项",
     "tg_cmd_lang": "选择回复语言",
     "tg_cmd_privacy": "隐私：保存了什么、保存多久",
     "tg_cmd_forget": "删除与我有关的全部记录",
@@ -29,6 +30,7 @@ ZH_HANS = {
         "/clause 3.2 — 查看条款（不带编号则显示目录）\n"
         "/term 违约金 — 名词解释\n"
         "/complaint — 客户投诉指引\n"
+        "/gaps — 协议没有约定或只部分约定的事项\n"
         "/lang — 选择回复语言\n"
         "/privacy — 隐私说明；/forget — 删除我的记录"
     ),
@@ -74,13 +76,15 @@ ZH_HANS = {
         "提问：{questions}\n"
         "已回答：{answered}\n"
         "无法回答：{abstained}\n"
+        "协议未约定：{not_stated}\n"
         "用户：{users}\n"
         "反馈：👍 {up} / 👎 {down}\n"
         "语言：{languages}"
     ),
-    "tg_unanswered_title": "最近未能回答或被点 👎 的问题：",
-    "tg_unanswered_empty": "目前没有未能回答或被点 👎 的问题。",
+    "tg_unanswered_title": "最近未能回答、协议未约定或被点 👎 的问题：",
+    "tg_unanswered_empty": "目前没有未能回答、协议未约定或被点 👎 的问题。",
     "tg_unanswered_abstained": "无法回答",
+    "tg_unanswered_not_stated": "协议未约定",
     "tg_unanswered_downvoted": "👎 {n}",
     # --- privacy ----------------------------------------------------------------------------
     "tg_privacy": (
@@ -121,6 +125,7 @@ EN = {
     "tg_cmd_clause": "A clause by number, or the table of contents",
     "tg_cmd_term": "Glossary",
     "tg_cmd_complaint": "How to make a complaint",
+    "tg_cmd_gaps": "What the agreement does not cover",
     "tg_cmd_lang": "Choose the reply language",
     "tg_cmd_privacy": "Privacy: what is stored, for how long",
     "tg_cmd_forget": "Delete everything stored about me",
@@ -134,6 +139,7 @@ EN = {
         "/clause 3.2 — read a clause (without a number: the table of contents)\n"
         "/term penalty — glossary\n"
         "/complaint — how to make a complaint\n"
+        "/gaps — what the agreement does not cover, or only in part\n"
         "/lang — choose the reply language\n"
         "/privacy — what is stored; /forget — delete my data"
     ),
@@ -181,13 +187,15 @@ EN = {
         "Questions: {questions}\n"
         "Answered: {answered}\n"
         "Abstained: {abstained}\n"
+        "Not stated in the agreement: {not_stated}\n"
         "Users: {users}\n"
         "Feedback: 👍 {up} / 👎 {down}\n"
         "Languages: {languages}"
     ),
-    "tg_unanswered_title": "Recent questions not answered or voted 👎:",
-    "tg_unanswered_empty": "No unanswered or 👎 questions so far.",
+    "tg_unanswered_title": "Recent questions unanswered, not stated in the agreement or voted 👎:",
+    "tg_unanswered_empty": "No unanswered, not-stated or 👎 questions so far.",
     "tg_unanswered_abstained": "abstained",
+    "tg_unanswered_not_stated": "not stated in the agreement",
     "tg_unanswered_downvoted": "👎 {n}",
     "tg_privacy": (
         "Privacy\n\n"

@@ -6,13 +6,14 @@ visible); the acceptance tests at the bottom use the real knowledge, model and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from bot.answers.compose import answer, item_answer
 from bot.answers.language import to_script, to_simplified
 from bot.answers.render import to_text
+from bot.knowledge.coverage import Category, Coverage, LawPointer
 from bot.knowledge.loader import Knowledge
 from bot.types import Answer, Hit, Item, Link, Parameter, Retrieval
 
@@ -280,6 +281,143 @@ def test_table_of_contents(question: str) -> None:
     assert "breach-1" in listed and "term-1" in listed
 
 
+# --- not stated, gaps, complaint gating (toy agreement) -----------------------------------------
+
+TOY_MAP = Coverage(
+    (
+        Category(
+            id="subcontracting",
+            name="转包和分包",
+            name_en="Subcontracting",
+            covered="no",
+            not_stated="本协议没有约定乙方能否转包。",
+            not_stated_en="The agreement does not say whether Party B may subcontract.",
+            nearest=("1.1", "1.2"),
+            law=(
+                LawPointer(
+                    "第五百五十五条", "经对方同意可以转让权利义务", "with consent, transfer"
+                ),
+            ),
+            examples=("a", "b", "c", "d", "e"),
+        ),
+        Category(
+            id="penalty_amount",
+            name="违约金数额",
+            name_en="Amount of the penalty",
+            covered="partly",
+            clauses=("1.2",),
+            not_stated="本协议没有约定违约金的数额。",
+            not_stated_en="The agreement states no amount of the penalty.",
+            nearest=("1.2",),
+            examples=("a", "b", "c", "d", "e"),
+        ),
+        Category(id="term", name="期限", name_en="Term", covered="yes", clauses=("1.3",)),
+    )
+)
+TOY_WITH_MAP = replace(TOY, coverage=TOY_MAP)
+
+
+@dataclass
+class GapRetriever:
+    """Says "not stated" for every question."""
+
+    knowledge: Knowledge
+    category: str = "subcontracting"
+    aspect: str = ""
+    nearest: tuple[str, ...] = ("1.2", "1.1")
+
+    def search(self, question: str, k: int = 5) -> Retrieval:
+        hits = (Hit("1.1", 0.9), Hit("1.3", 0.8))
+        return Retrieval(
+            question, hits, 0.8, False, "not_stated", self.category, self.aspect, self.nearest
+        )
+
+
+def test_not_stated_begins_with_the_statement_then_the_nearest_clauses() -> None:
+    a = answer("乙方能不能转包", GapRetriever(TOY_WITH_MAP))
+    assert (a.coverage, a.intent, a.category, a.abstained) == (
+        "not_stated",
+        "not_stated",
+        "subcontracting",
+        False,
+    )
+    assert a.parts[0].role == "not_stated"
+    assert a.parts[0].text == "本协议没有约定乙方能否转包。"
+    headings = _texts(a, "heading")
+    assert headings[0] == "与此最相关的条款："
+    assert [p.cite for p in a.parts if p.role == "quote"] == ["1.2", "1.1"]  # retrieval's order
+    assert _cited(a)[:2] == ["1.2", "1.1"]  # the nearest clause is the one a button shows
+    law_heading = headings.index("法律的一般规定（非本协议内容，仅供参考）：")
+    assert law_heading > 0
+    laws = _texts(a, "law")
+    assert laws == ["《中华人民共和国民法典》第五百五十五条：经对方同意可以转让权利义务"]
+    # Nothing of the law is quoted as the agreement's text.
+    assert all(p.cite is None for p in a.parts if p.role == "law")
+
+
+def test_not_stated_in_english_and_traditional() -> None:
+    en = answer("Can Party B subcontract?", GapRetriever(TOY_WITH_MAP))
+    assert en.parts[0].text == "The agreement does not say whether Party B may subcontract."
+    assert "PRC Civil Code (《中华人民共和国民法典》), Article 555 (第五百五十五条)" in to_text(en)
+    assert "Unofficial translation; the Chinese text governs." in to_text(en)
+    hant = answer("乙方能不能轉包", GapRetriever(TOY_WITH_MAP))
+    assert hant.parts[0].text == "本協議沒有約定乙方能否轉包。"
+    assert "法律的一般規定（非本協議內容，僅供參考）" in to_text(hant)
+
+
+def test_an_aspect_without_a_category_says_what_value_is_missing() -> None:
+    a = answer("违约金是多少", GapRetriever(TOY_WITH_MAP, category="", aspect="amount"))
+    assert a.parts[0].text == "本协议没有约定具体的数额或计算方法。"
+    assert a.coverage == "not_stated" and a.category == ""
+    assert "法律的一般规定" not in to_text(a)
+
+
+def test_gaps_list_what_is_not_covered_grouped_with_statements() -> None:
+    for question in ("/gaps", "协议没有约定哪些事项", "What does this agreement not cover?"):
+        a = answer(question, FakeRetriever(TOY_WITH_MAP))
+        assert a.intent == "gaps" and a.coverage == "answered", question
+    a = answer("协议没有约定哪些事项", FakeRetriever(TOY_WITH_MAP))
+    sections = _texts(a, "section")
+    assert sections == ["没有约定（1）", "只部分约定（1）"]
+    gaps = _texts(a, "gap")
+    assert gaps == [
+        "转包和分包：本协议没有约定乙方能否转包。",
+        "违约金数额：本协议没有约定违约金的数额。",
+    ]
+    assert "期限" not in to_text(a)  # covered categories are not listed
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "有些事情协议里没写，到时候怎么处理？",
+        "协议没写到的事情怎么办",
+        "What if something isn't covered?",
+    ],
+)
+def test_asking_what_to_do_about_unwritten_matters_is_not_the_gap_list(question: str) -> None:
+    assert answer(question, FakeRetriever(TOY_WITH_MAP, hits=("1.1",))).intent != "gaps"
+
+
+def test_complaint_guide_only_for_this_agreement() -> None:
+    bare = FakeRetriever(TOY, hits=("1.1",), abstain=True)
+    assert answer("怎么投诉", bare).intent == "complaint"  # a bare request needs no search
+    assert bare.asked == []
+    elsewhere = FakeRetriever(TOY, hits=("1.1",), abstain=True)
+    a = answer("淘宝买东西退款被拒怎么投诉", elsewhere)
+    assert a.intent == "abstain" and a.coverage == "out_of_scope" and a.abstained
+    ours = FakeRetriever(TOY, hits=("1.1",))
+    assert answer("乙方售后太差，我要怎么投诉", ours).intent == "complaint"
+
+
+def test_answer_coverage_and_abstained_agree() -> None:
+    assert answer("资料能外泄吗", FakeRetriever(TOY, hits=("1.1",))).coverage == "answered"
+    out = answer("天气", FakeRetriever(TOY, hits=("1.1",), abstain=True))
+    assert out.abstained and out.coverage == "out_of_scope"
+    with pytest.raises(ValueError):
+        Answer("q", "zh-Hans", False, 0.5, "question", coverage="out_of_scope")
+
+
 def test_simplified_check_helper_is_sound() -> None:
     # The acceptance tests below rely on this: converting zh-Hant text changes nothing.
     assert to_script("本協議", "zh-Hant") == "本協議"
@@ -440,3 +578,59 @@ def test_no_sentence_is_made_up(retriever: object, knowledge: Knowledge, languag
         for part in a.parts:
             if part.role in ("quote", "explain", "translation") and part.label:
                 assert part.text in allowed, (question, part)
+
+
+# --- the three outcomes on the real agreement (the acceptance questions of issue #12) ---------
+
+
+def test_subcontracting_is_not_stated_nearest_1_3(retriever: object) -> None:
+    a = answer("售后能不能外包给第三方公司做？", retriever)  # type: ignore[arg-type]
+    assert a.coverage == "not_stated" and not a.abstained
+    assert a.parts[0].role == "not_stated" and "第三方" in a.parts[0].text
+    assert a.citations[0].id == "1.3"
+
+
+def test_penalty_amount_is_not_stated_nearest_5_1(retriever: object) -> None:
+    for question in ("要赔的违约金有没有写明数额", "违约金具体是多少钱"):
+        a = answer(question, retriever)  # type: ignore[arg-type]
+        assert a.coverage == "not_stated", question
+        assert "数额或计算方法" in a.parts[0].text
+        assert "5.1" in [c.id for c in a.citations[:2]]
+        assert "第五百八十五条" in to_text(a)
+    a = answer("要赔的违约金有没有写明数额", retriever)  # type: ignore[arg-type]
+    assert a.citations[0].id == "5.1"
+
+
+def test_a_landlord_is_out_of_scope_and_renewal_notice_still_answers(retriever: object) -> None:
+    a = answer("房东要涨房租，我能提前退租吗", retriever)  # type: ignore[arg-type]
+    assert a.coverage == "out_of_scope" and a.abstained and not a.citations
+    a = answer("续约要提前多久通知", retriever)  # type: ignore[arg-type]
+    assert a.coverage == "answered" and a.citations[0].id == "2.2"
+
+
+def test_a_template_blank_is_answered_not_stated_as_a_gap(retriever: object) -> None:
+    a = answer("服务费是多少", retriever)  # type: ignore[arg-type]
+    assert a.coverage == "answered" and a.citations[0].id == "3.1"
+    assert "本模板此处留空" in to_text(a)
+
+
+def test_another_shops_complaint_gets_no_complaint_guide(retriever: object) -> None:
+    a = answer("淘宝买东西退款被拒怎么投诉", retriever)  # type: ignore[arg-type]
+    assert a.coverage == "out_of_scope" and a.intent == "abstain"
+
+
+def test_a_question_about_party_a_is_not_answered_with_party_b_items(
+    retriever: object, knowledge: Knowledge
+) -> None:
+    a = answer("甲方哪些行为会被认定为违约", retriever)  # type: ignore[arg-type]
+    assert knowledge.by_id[a.citations[0].id].parties != ("乙方",)
+    hits = retriever.search("甲方哪些行为会被认定为违约").hits  # type: ignore[attr-defined]
+    assert "breach-1" in [h.item_id for h in hits[:2]]
+    assert {"breach-2", "breach-4"}.isdisjoint(h.item_id for h in hits[:2])
+
+
+def test_the_gap_list_of_the_real_map(retriever: object, knowledge: Knowledge) -> None:
+    a = answer("协议没有约定哪些事项", retriever)  # type: ignore[arg-type]
+    assert a.intent == "gaps"
+    assert len(_texts(a, "gap")) == len(knowledge.coverage.gaps)
+    assert any("转包和分包" in text for text in _texts(a, "gap"))

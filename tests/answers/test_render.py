@@ -68,8 +68,17 @@ def test_html_can_leave_the_follow_ups_to_buttons() -> None:
 
 def test_json_has_exactly_the_issue_keys() -> None:
     obj = to_json(_answer())
-    assert list(obj) == ["question", "language", "abstained", "confidence", "citations", "answer"]
+    assert list(obj) == [
+        "question",
+        "language",
+        "abstained",
+        "coverage",
+        "confidence",
+        "citations",
+        "answer",
+    ]
     assert obj["question"] == HOSTILE
+    assert obj["coverage"] == "answered"
     assert obj["language"] == "zh-Hans"
     assert obj["abstained"] is False
     assert obj["confidence"] == 0.877
@@ -114,3 +123,33 @@ def test_every_fixed_string_exists_in_both_languages() -> None:
     # zh-Hant is derived: a converted string has no simplified-only characters left.
     hant = texts.t("blank", "zh-Hant", label="有效期（年）")
     assert hant == "本模板此處留空：有效期（年）"
+
+
+def _not_stated() -> Answer:
+    return _answer(
+        intent="not_stated",
+        coverage="not_stated",
+        category="subcontracting",
+        parts=(
+            Part("not_stated", "本协议没有约定乙方能否转包 <x>。"),
+            Part("heading", "与此最相关的条款："),
+            Part("quote", "乙方应对甲方提供的产品及技术资料保密。", "1.3", "第1.3条"),
+            Part("heading", "法律的一般规定（非本协议内容，仅供参考）："),
+            Part("law", "《中华人民共和国民法典》第五百五十五条：经对方同意可以转让"),
+        ),
+    )
+
+
+def test_not_stated_renders_statement_first_then_clauses_then_the_law_apart() -> None:
+    text = to_text(_not_stated())
+    lines = [line for line in text.splitlines() if line]
+    assert lines[0] == "本协议没有约定乙方能否转包 <x>。"
+    assert lines[1:3] == ["与此最相关的条款：", "【第1.3条】乙方应对甲方提供的产品及技术资料保密。"]
+    assert lines[-2:] == [
+        "法律的一般规定（非本协议内容，仅供参考）：",
+        "• 《中华人民共和国民法典》第五百五十五条：经对方同意可以转让",
+    ]
+    html = to_html(_not_stated())
+    assert html.startswith("<b>本协议没有约定乙方能否转包 &lt;x&gt;。</b>")
+    assert "<i>• 《中华人民共和国民法典》第五百五十五条" in html
+    assert to_json(_not_stated())["coverage"] == "not_stated"

@@ -165,3 +165,71 @@ def test_crash_midway_leaves_the_old_index_byte_identical(private: Settings) -> 
         build_index(private, force=True, model=ExplodingModel(), progress=False)  # type: ignore[arg-type]
     assert snapshot(private.index_dir) == before
     assert index_status(private)[0]
+
+
+def test_manifest_counts_the_coverage_examples_and_the_classifier(
+    settings: Settings, knowledge: Knowledge, built_index: BuildReport
+) -> None:
+    import numpy as np
+
+    current = current_dir(settings.index_dir)
+    assert current is not None
+    manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+    examples = knowledge.coverage.examples()
+    assert manifest["coverage"]["count"] == len(examples) == built_index.coverage
+    assert manifest["coverage"]["categories"] == len(knowledge.coverage.gaps)
+    assert manifest["coverage"]["hash"] == knowledge.coverage.examples_hash()
+    listing = json.loads((current / "vectors.json").read_text(encoding="utf-8"))
+    assert [row[0] for row in listing["coverage"]] == [c for c, _ in examples]
+    assert np.load(current / "coverage.npy").shape == (len(examples), 384)
+    classes = listing["classes"]
+    assert {f"gap:{c.id}" for c in knowledge.coverage.gaps} <= set(classes)
+    assert {item.id for item in knowledge.items} <= set(classes) and "off" in classes
+    assert np.load(current / "classifier.npy").shape == (385, len(classes))
+    assert manifest["classifier"]["classes"] == len(classes)
+
+
+def test_editing_the_coverage_examples_marks_the_index_stale(
+    private: Settings, model: SentenceTransformer
+) -> None:
+    path = private.knowledge_dir / "coverage.toml"
+    text = path.read_text(encoding="utf-8")
+    anchor = text.index('id = "insurance"')
+    anchor = text.index("examples = [\n", anchor) + len("examples = [\n")
+    path.write_text(text[:anchor] + '    "乙方的车要不要上保险？（测试）",\n' + text[anchor:])
+
+    ok, message = index_status(private)
+    assert not ok and "coverage.toml" in message and "make index" in message
+    report = build_index(private, model=model, progress=False)
+    assert report.embedded == 0 and report.coverage_embedded == 1
+    assert report.classifier_trained  # its training texts changed
+    assert "embedded 1 of" in report.summary() and "coverage example" in report.summary()
+    assert index_status(private)[0]
+    # A statement is not embedded: rewording it needs no build.
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("本协议没有约定任何一方须购买保险。", "本协议没有约定保险。"))
+    assert index_status(private)[0]
+    again = build_index(private, model=model, progress=False)
+    assert again.embedded == again.coverage_embedded == 0 and not again.classifier_trained
+
+
+def test_classifier_learns_the_classes_of_its_training_texts() -> None:
+    import numpy as np
+
+    from bot.search.build import train_classifier
+    from bot.search.gaps import log_softmax
+
+    rng = np.random.RandomState(0)
+    centres = np.eye(4, 8)
+    labels = ["1.1", "gap:insurance", "off", "1.2"]
+    vectors, names = [], []
+    for centre, label in zip(centres, labels, strict=True):
+        for _ in range(10):
+            v = centre + 0.1 * rng.randn(8)
+            vectors.append(v / np.linalg.norm(v))
+            names.append(label)
+    weights, classes = train_classifier(np.array(vectors), names)
+    assert classes == tuple(sorted(labels)) and weights.shape == (9, 4)
+    probe = np.hstack([centres, np.ones((4, 1))]) @ weights
+    predicted = [classes[i] for i in np.argmax(log_softmax(probe), axis=1)]
+    assert predicted == labels

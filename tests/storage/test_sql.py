@@ -263,6 +263,27 @@ def test_retention_purges_old_texts_and_votes_but_stats_keep_counting(backend: B
     assert "一百天前的问题" not in dump and "old and unanswered" not in dump
 
 
+def test_not_stated_answers_are_kept_counted_and_listed_for_admins(backend: Backend) -> None:
+    from dataclasses import replace
+
+    clock = Clock()
+    storage = backend.reopen(clock=clock)
+    gap = replace(_answer("乙方能转包吗？"), coverage="not_stated", intent="not_stated")
+    gap_id = storage.log_answer(1, gap)
+    storage.log_answer(1, _answer("付款时间？"))
+    record = storage.get_answer(gap_id)
+    assert record is not None and record.coverage == "not_stated" and not record.abstained
+    assert storage.vote(gap_id, 2, 1) is not None  # votes work on them like on any answer
+    stats = storage.stats()
+    assert (stats.questions, stats.answered, stats.not_stated) == (2, 2, 1)
+    assert [(u.question, u.reason) for u in storage.unanswered(10)] == [
+        ("乙方能转包吗？", "not_stated")
+    ]
+    clock.now += 1.0
+    storage.purge(clock.now)  # the count survives the texts
+    assert storage.stats().not_stated == 1 and storage.unanswered(10) == []
+
+
 def test_forget_deletes_everything_about_one_user_and_says_what(backend: Backend) -> None:
     storage = backend.reopen()
     mine = storage.log_answer(1, _answer("我的问题"))

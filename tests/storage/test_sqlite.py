@@ -150,3 +150,24 @@ def test_an_old_database_with_a_new_configured_key_unlinks_its_rows(
     storage = Storage(path, b"a new key")
     assert "can no longer be linked" in caplog.text and "1 language choices dropped" in caplog.text
     assert storage.stats().questions == 0 and not default_key_file(path).exists()
+
+
+def test_a_version_1_database_gains_the_coverage_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0].sqlite)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO meta (key, value) VALUES ('salt', ?)", ("ab" * 32,))
+    for answer_id, abstained in (("a1", 1), ("a2", 0)):
+        db.execute(
+            "INSERT INTO answers VALUES (?, 1.0, 'h', 'message', 'q', 'zh-Hans', 'question',"
+            " '[]', '[]', 0.5, ?)",
+            (answer_id, abstained),
+        )
+    db.commit()
+    db.close()
+    storage = Storage(path)
+    assert storage.schema_version == SCHEMA_VERSION
+    out, answered = storage.get_answer("a1"), storage.get_answer("a2")
+    assert out is not None and out.coverage == "out_of_scope"
+    assert answered is not None and answered.coverage == "answered"

@@ -125,6 +125,7 @@ async def test_menu_registered_in_english_and_chinese(
         "clause",
         "term",
         "complaint",
+        "gaps",
         "lang",
     } <= set(menus[""])
     descriptions = {lang: cmds[0]["description"] for (_, lang), cmds in emu.commands.items()}
@@ -304,6 +305,46 @@ async def test_clause_term_complaint_commands(app: Any, emu: BotApiEmulator) -> 
     assert cited(term).startswith("term-")
     replies = await ask(emu, "/complaint", user)
     assert "第4.3条" in replies[0].text and "第6.1条" in replies[0].text
+
+
+async def test_not_stated_shows_the_statement_then_the_nearest_clause_with_buttons(
+    app: Any, emu: BotApiEmulator, storage_path: Path
+) -> None:
+    user = new_user()
+    (reply,) = await ask(emu, "售后能不能外包给第三方公司做？", user)
+    assert_valid_html(reply)
+    assert reply.text.startswith("本协议没有约定")
+    assert "与此最相关的条款" in reply.text and "【第1.3条】" in reply.text
+    assert reply.text.index("本协议没有约定") < reply.text.index("【第1.3条】")
+    assert cited(reply) == "1.3"  # the full text of the nearest clause
+    assert any(b["callback_data"].startswith("f:") for b in reply.buttons())
+    up = next(b for b in reply.buttons() if b["callback_data"].startswith("v:+"))
+    thanks = await emu.wait_for_callback_answer(
+        emu.press_button(reply, up["callback_data"], user=user)
+    )
+    assert "谢谢" in thanks["text"]
+    (amount,) = await ask(emu, "要赔的违约金有没有写明数额", user)
+    assert "法律的一般规定（非本协议内容，仅供参考）" in amount.text
+    assert amount.text.index("【第5.1条】") < amount.text.index("法律的一般规定")
+    admin = make_user(ADMIN, "Admin", language_code="en")
+    (unanswered,) = await ask(emu, "/unanswered", admin)
+    assert "售后能不能外包给第三方公司做" in unanswered.text
+    assert "not stated in the agreement" in unanswered.text
+
+
+async def test_gaps_command_lists_what_the_agreement_does_not_cover(
+    app: Any, emu: BotApiEmulator
+) -> None:
+    user = new_user()
+    replies = await ask(emu, "/gaps", user)
+    text = "\n".join(r.text for r in replies)
+    assert "本协议没有约定或只部分约定的事项" in text
+    assert "转包和分包：本协议没有约定乙方能否将售后工作转包或分包给第三方。" in text
+    for reply in replies:
+        assert_valid_html(reply)
+    english = new_user(language_code="en")
+    replies = await ask(emu, "what does this agreement not cover?", english)
+    assert "What this agreement does not cover" in "\n".join(r.text for r in replies)
 
 
 async def test_lang_choice_is_remembered(app: Any, emu: BotApiEmulator, storage_path: Path) -> None:

@@ -47,3 +47,24 @@ def test_each_application_has_its_own_registry() -> None:
     a, b = Metrics(), Metrics()
     a.questions.labels(outcome="answered", language="en").inc()
     assert "contract_bot_questions_total{" not in b.render().decode()
+
+
+def test_outcome_is_the_coverage_of_a_question_and_lookup_otherwise() -> None:
+    from bot.telegram.metrics import outcome
+    from bot.types import Answer
+
+    def made(intent: str, coverage: str) -> Answer:
+        return Answer(
+            question="q",
+            language="zh-Hans",
+            abstained=coverage == "out_of_scope",
+            confidence=0.9,
+            intent=intent,
+            coverage=coverage,
+        )
+
+    assert outcome(made("question", "answered")) == "answered"
+    assert outcome(made("not_stated", "not_stated")) == "not_stated"
+    assert outcome(made("abstain", "out_of_scope")) == "out_of_scope"
+    assert outcome(made("clause", "answered")) == "lookup"
+    assert outcome(made("gaps", "answered")) == "lookup"
