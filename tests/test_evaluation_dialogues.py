@@ -34,7 +34,9 @@ def _normalized(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("dialogues", "at_least"), [(DEV, 60), (DEV2, 60), (HELDOUT, 30)], ids=["dev", "dev2", "heldout"]
+    ("dialogues", "at_least"),
+    [(DEV, 60), (DEV2, 60), (HELDOUT, 30)],
+    ids=["dev", "dev2", "heldout"],
 )
 def test_dialogue_sets_shape(dialogues: list, at_least: int, knowledge: Knowledge) -> None:
     assert len(dialogues) >= at_least
@@ -91,7 +93,9 @@ def test_off_topic_examples_hold_no_dialogue_question(retriever: Retriever) -> N
     heldout = [t.text for d in HELDOUT for t in d.turns]
     cosine = retriever.index.off_topics @ retriever.encode(texts + heldout).T
     pairs = [(off_topics[i], texts[j]) for i, j in np.argwhere(cosine >= 0.95) if j < len(texts)]
-    assert not pairs, f"near-copies of dev dialogue questions in bot/search/off_topics.toml: {pairs}"
+    assert not pairs, (
+        f"near-copies of dev dialogue questions in bot/search/off_topics.toml: {pairs}"
+    )
     # Held-out texts are counted, never shown.
     n_heldout = int((cosine[:, len(texts) :] >= 0.95).any(axis=0).sum())
     assert not n_heldout, f"{n_heldout} held-out dialogue questions near-copied in off_topics"
