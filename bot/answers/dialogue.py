@@ -133,7 +133,14 @@ MERGE = Merge()
 
 # --- cues ---------------------------------------------------------------------------------
 
-_PARTY = re.compile(r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方")
+#: The knowledge's own English calls 乙方 "the vendor" or "the service provider".
+_PARTY = re.compile(
+    r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方|\b(?:the )?(?:vendor|service provider|supplier)s?\b"
+)
+#: The other side, without naming it ("反过来呢", "对方是什么样的公司", "and the other side?").
+_OTHER_SIDE = re.compile(
+    r"反过来|倒过来|对方|另一方|\bthe other (?:side|party)\b|\bvice versa\b|\bother way round\b"
+)
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
 _ZH_OPENER = re.compile(
@@ -236,6 +243,7 @@ class Cues:
     parties: tuple[str, ...] = ()  # the parties it names, in order
     bare_party: bool = False  # nothing but a party ("那乙方呢？", "what about Party B?")
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
+    other_side: bool = False  # "反过来呢": the other party, not named
     english: bool = False
 
 
@@ -323,6 +331,7 @@ def cues(question: str) -> Cues:
         parties=parties_in(norm),
         bare_party=bare_party,
         conditional=conditional,
+        other_side=bool(_OTHER_SIDE.search(norm)),
         english=english,
     )
 
@@ -404,7 +413,11 @@ def switches_party(c: Cues, context: DialogueTurn) -> bool:
     """The same question about the other side: "那乙方呢？" after a question about 甲方, or the
     two parties named the other way round ("那乙方可以向甲方要吗？" after "甲方可以要求乙方…")."""
     before = previous_parties(context)
-    if not before or c.party is None or c.asks_who:
+    if not before:
+        return False
+    if c.party is None:  # "反过来呢", "对方是什么样的公司": the other side, unnamed
+        return c.other_side and not c.parties
+    if c.asks_who:
         return False
     if c.bare_party:
         return c.party != before[0]

@@ -19,6 +19,7 @@ from bot.answers.dialogue import (
     follow_up_kind,
     item_side,
     neighbours,
+    parties_in,
     related_by,
     swap_parties,
     thread_of,
@@ -351,3 +352,12 @@ def test_answer_turn(retriever: Retriever) -> None:
     # Something the agreement does not cover keeps the context for the next question.
     other = dialogue.answer_turn("那北京天气呢？", retriever, first.turn, language="zh-Hans", now=4)
     assert other.answer.abstained and other.kind == "" and other.turn is None
+
+
+def test_the_other_side_unnamed_and_the_vendor_switch_parties() -> None:
+    before = _context("甲方需要什么样的售后支持？")
+    assert follow_up_kind("反過來呢", before, _alone(confidence=0.1, abstain=True)) == "party"
+    assert follow_up_kind("对方是什么样的公司", before, _alone(confidence=1.0)) == "party"
+    assert follow_up_kind("反过来呢", _context("合同有效期多久"), _alone()) != "party"
+    assert parties_in("and if it's the vendor?") == ("乙方",)
+    assert cues("what about the service provider?").bare_party
