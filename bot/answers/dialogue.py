@@ -21,7 +21,11 @@ a follow-up when it
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
-"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions.
+"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. So is a
+*self-sufficient* one (enough topic words, answered confidently by itself) unless a pronoun in it
+points back: "What about the confidentiality clause, who does it bind?". A short or elliptical
+question that abstains alone is a follow-up unless most of its words are the off-topic examples'
+("那北京天气呢？").
 
 Retrieval in context (``contextual_retrieval``) depends on what kind of follow-up it is:
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Literal
 
 from bot.answers.compose import KnowledgeLike, RetrieverLike, answer
@@ -75,6 +80,12 @@ CONTINUITY_GAP = 0.06
 #: question so far from the previous topic ("那合同一式几份？" after a question about late
 #: payment) is a new question, however short.
 NEW_TOPIC = 0.1
+#: A question with at least this many topic words of its own whose own retrieval is this
+#: confident is *self-sufficient*: an opener, "what about", 又 / also or a condition does not
+#: make it a follow-up ("What about the confidentiality clause, who does it bind?",
+#: "另外，售后支援服务的定义又是什么？"); only a pronoun that points back still does.
+SELF_TOPIC_WORDS = 3
+SELF_CONFIDENCE = 0.5
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -122,7 +133,14 @@ MERGE = Merge()
 
 # --- cues ---------------------------------------------------------------------------------
 
-_PARTY = re.compile(r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方")
+#: The knowledge's own English calls 乙方 "the vendor" or "the service provider".
+_PARTY = re.compile(
+    r"甲方|乙方|\bparty [ab]\b|(?<![a-z])[ab]方|\b(?:the )?(?:vendor|service provider|supplier)s?\b"
+)
+#: The other side, without naming it ("反过来呢", "对方是什么样的公司", "and the other side?").
+_OTHER_SIDE = re.compile(
+    r"反过来|倒过来|对方|另一方|\bthe other (?:side|party)\b|\bvice versa\b|\bother way round\b"
+)
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
 _ZH_OPENER = re.compile(
@@ -214,7 +232,8 @@ GENERIC_WORDS = _wordset(
 class Cues:
     """What the wording of a question says about whether it needs its predecessor."""
 
-    refers_back: bool = False
+    refers_back: bool = False  # any cue below that points back
+    points_back: bool = False  # a pronoun or demonstrative that points out of the question
     asks_clause: bool = False
     fragment: bool = False
     topic_words: tuple[str, ...] = ()
@@ -224,6 +243,7 @@ class Cues:
     parties: tuple[str, ...] = ()  # the parties it names, in order
     bare_party: bool = False  # nothing but a party ("那乙方呢？", "what about Party B?")
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
+    other_side: bool = False  # "反过来呢": the other party, not named
     english: bool = False
 
 
@@ -268,8 +288,9 @@ def cues(question: str) -> Cues:
     party = focus_party(norm)
     if english:
         body = _EN_OPENER.sub("", norm)
+        pronoun = _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
         refers = bool(
-            _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
+            pronoun
             or _EN_ADDS.search(body)
             or _EN_ELLIPSIS.search(norm)
             or _EN_ELLIPSIS.search(body)
@@ -280,9 +301,8 @@ def cues(question: str) -> Cues:
         body = _ZH_OPENER.sub("", norm)
         without_agreement = re.sub(_THE_AGREEMENT, "", body)
         elliptical = body.endswith("呢") and not _ZH_QUESTION.search(body)
-        refers = bool(
-            _points_back(_ZH_REFERS, without_agreement) or _ZH_ADDS.search(body) or elliptical
-        )
+        pronoun = _points_back(_ZH_REFERS, without_agreement)
+        refers = bool(pronoun or _ZH_ADDS.search(body) or elliptical)
         fragment = False
         length = len(re.findall(r"[\u3400-\u9fff]", re.sub(r"[呢吗吧啊呀嘛]$", "", body)))
     content = [
@@ -301,6 +321,7 @@ def cues(question: str) -> Cues:
         content = [w for w in content if w not in _CLAUSE_WORDS]
     return Cues(
         refers_back=refers,
+        points_back=pronoun,
         asks_clause=asks_clause,
         fragment=fragment,
         topic_words=tuple(content),
@@ -310,6 +331,7 @@ def cues(question: str) -> Cues:
         parties=parties_in(norm),
         bare_party=bare_party,
         conditional=conditional,
+        other_side=bool(_OTHER_SIDE.search(norm)),
         english=english,
     )
 
@@ -335,14 +357,17 @@ def follow_up_kind(
         return "clause"
     if switches_party(c, context):
         return "party"
-    if c.refers_back:
+    own = self_sufficient(c, alone)
+    if c.points_back or (c.refers_back and not own):
         return "refers"
-    if c.conditional:
+    if c.conditional and not own:
         return "conditional"
     if c.fragment:
         return "fragment"
     if not c.topic_words and not c.asks_who:
         return "no-topic"
+    if own:
+        return ""
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
     elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
@@ -353,6 +378,17 @@ def follow_up_kind(
     if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
         return "continues"
     return ""
+
+
+def self_sufficient(c: Cues, alone: Retrieval | None) -> bool:
+    """Whether a question names enough of its own and is answered confidently by itself: then
+    only a pronoun pointing back makes it a follow-up, not an opener or an additive word."""
+    return (
+        alone is not None
+        and not alone.abstain
+        and alone.confidence >= SELF_CONFIDENCE
+        and len(c.topic_words) >= SELF_TOPIC_WORDS
+    )
 
 
 def continues_topic(alone: Retrieval, item_id: str, gap: float | None = None) -> bool:
@@ -377,7 +413,11 @@ def switches_party(c: Cues, context: DialogueTurn) -> bool:
     """The same question about the other side: "那乙方呢？" after a question about 甲方, or the
     two parties named the other way round ("那乙方可以向甲方要吗？" after "甲方可以要求乙方…")."""
     before = previous_parties(context)
-    if not before or c.party is None or c.asks_who:
+    if not before:
+        return False
+    if c.party is None:  # "反过来呢", "对方是什么样的公司": the other side, unnamed
+        return c.other_side and not c.parties
+    if c.asks_who:
         return False
     if c.bare_party:
         return c.party != before[0]
@@ -434,17 +474,62 @@ OFF_TOPIC_SHARE = 0.4
 
 def about_something_else(retriever: RetrieverLike, question: str, alone: Retrieval) -> bool:
     """Whether ``question``, which abstains on its own, is about what the agreement does not
-    cover rather than elliptical ("in what currency?" abstains too, but is about the fee)."""
+    cover rather than elliptical ("in what currency?" abstains too, but is about the fee).
+
+    Every short elliptical question looks off-topic to the abstention signals ("晚了呢？",
+    "by whom?" are as close to the off-topic examples as "那北京天气呢？"), so a question that
+    points back or has no topic of its own is only ruled off-topic when most of its topic
+    words are the off-topic examples' and not the agreement's (天气, mortgage).
+    """
     if not alone.abstain:
         return False
     score_many = getattr(retriever, "score_many", None)
     if score_many is None:  # a retriever without the abstention signals: trust the abstention
         return True
     features = score_many([question])[0].features
-    return bool(
+    off = bool(
         features.get("off_topic_margin", 1.0) >= OFF_TOPIC_MARGIN
         or features.get("off_topic_share", 1.0) >= OFF_TOPIC_SHARE
     )
+    c = cues(question)
+    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN)
+    if not off or not (c.refers_back or c.conditional or c.fragment or short or not c.topic_words):
+        return off
+    return foreign_share(c.topic_words, retriever.knowledge) > 0.5
+
+
+def foreign_share(topic_words: Sequence[str], knowledge: KnowledgeLike) -> float:
+    """The share of ``topic_words`` that the off-topic examples use and the knowledge does not."""
+    if not topic_words:
+        return 0.0
+    foreign = _off_topic_words() - _knowledge_words(knowledge)
+    return sum(w in foreign for w in topic_words) / len(topic_words)
+
+
+@cache
+def _off_topic_words() -> frozenset[str]:
+    from bot.search.index import load_off_topics
+
+    return frozenset(w for text in load_off_topics() for w in words(text))
+
+
+#: The knowledge's words, per knowledge object (a reload brings a new one).
+_KNOWLEDGE_WORDS: dict[int, tuple[KnowledgeLike, frozenset[str]]] = {}
+
+
+def _knowledge_words(knowledge: KnowledgeLike) -> frozenset[str]:
+    kept = _KNOWLEDGE_WORDS.get(id(knowledge))
+    if kept is not None and kept[0] is knowledge:
+        return kept[1]
+    texts = (
+        text
+        for item in knowledge.items
+        for text in (item.title, item.title_en, item.text, item.text_en, *item.questions)
+    )
+    vocabulary = frozenset(w for text in texts for w in words(text))
+    _KNOWLEDGE_WORDS.clear()  # one knowledge serves at a time
+    _KNOWLEDGE_WORDS[id(knowledge)] = (knowledge, vocabulary)
+    return vocabulary
 
 
 def _search(retriever: RetrieverLike, questions: Sequence[str], k: int) -> list[Retrieval]:

@@ -19,6 +19,7 @@ from bot.answers.dialogue import (
     follow_up_kind,
     item_side,
     neighbours,
+    parties_in,
     related_by,
     swap_parties,
     thread_of,
@@ -27,6 +28,7 @@ from bot.answers.dialogue import (
 from bot.types import DialogueTurn, Hit, Item, Link, Parameter, Retrieval
 
 if TYPE_CHECKING:
+    from bot.knowledge.loader import Knowledge
     from bot.search.retrieval import Retriever
 
 
@@ -113,11 +115,13 @@ def _context(question: str = "甲方拖欠服务费怎么办", item_id: str = "p
     return DialogueTurn(question, item_id, "zh-Hans", 0.0, topic=question)
 
 
-def _alone(dense: float = 0.9, abstain: bool = False, gap: float = 0.2) -> Retrieval:
+def _alone(
+    dense: float = 0.9, abstain: bool = False, gap: float = 0.2, confidence: float = 0.9
+) -> Retrieval:
     """A question's own retrieval: its best item, and the previous answer's ("p1") ``gap``
     below it."""
     hits = (Hit("3.2", dense, dense=dense), Hit("p1", dense - gap, dense=dense - gap))
-    return Retrieval("q", hits, 0.9, abstain)
+    return Retrieval("q", hits, confidence, abstain)
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -151,7 +155,8 @@ def _alone(dense: float = 0.9, abstain: bool = False, gap: float = 0.2) -> Retri
     ],
 )
 def test_follow_ups_are_recognised(question: str, kind: str) -> None:
-    assert follow_up_kind(question, _context(), _alone(gap=0.08)) == kind
+    # Not confident on its own: a cue without a pronoun still makes a follow-up.
+    assert follow_up_kind(question, _context(), _alone(gap=0.08, confidence=0.3)) == kind
 
 
 @pytest.mark.parametrize(
@@ -196,8 +201,44 @@ def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
 
 def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
     question = "账号在哪里写呀，银行那一栏？"
-    assert follow_up_kind(question, _context(), _alone(gap=0.03)) == "continues"
-    assert follow_up_kind(question, _context(), _alone(gap=0.2)) == ""
+    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=0.3)) == "continues"
+    assert follow_up_kind(question, _context(), _alone(gap=0.2, confidence=0.3)) == ""
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What about the confidentiality clause, who does it bind?",
+        "And what if the parties disagree about termination, is that a breach?",
+        "另外，售后支援服务的定义又是什么？",
+        "那如果双方对解约意见不一致，算违约吗？",
+    ],
+)
+def test_a_self_sufficient_question_needs_a_pronoun_to_follow_up(question: str) -> None:
+    """Enough topic words and a confident retrieval of its own: an opener, "what about", 又 or
+    a condition does not make it a follow-up; the same words answered weakly still do."""
+    assert follow_up_kind(question, _context(), _alone(confidence=0.9)) == ""
+    assert follow_up_kind(question, _context(), _alone(confidence=0.3)) != ""
+
+
+def test_self_sufficient_needs_topic_words_and_a_confident_own_retrieval() -> None:
+    many = cues("售后支援服务的定义是什么")
+    assert len(many.topic_words) >= dialogue.SELF_TOPIC_WORDS
+    assert dialogue.self_sufficient(many, _alone(confidence=0.9))
+    assert not dialogue.self_sufficient(many, _alone(confidence=0.9, abstain=True))
+    assert not dialogue.self_sufficient(many, _alone(confidence=0.1))
+    assert not dialogue.self_sufficient(many, None)
+    assert not dialogue.self_sufficient(cues("那乙方呢？"), _alone(confidence=1.0))
+    # A pronoun pointing back keeps a follow-up, however self-sufficient.
+    assert follow_up_kind("他们要赔偿违约损失吗？", _context(), _alone(confidence=1.0)) == "refers"
+
+
+def test_foreign_share_counts_the_off_topic_examples_words(knowledge: Knowledge) -> None:
+    assert dialogue.foreign_share(("北京", "天气"), knowledge) == 1.0
+    assert dialogue.foreign_share(("mortgage",), knowledge) == 1.0
+    assert dialogue.foreign_share(("服务费", "天气"), knowledge) == 0.5
+    assert dialogue.foreign_share(("后果",), knowledge) == 0.0  # no off-topic word
+    assert dialogue.foreign_share((), knowledge) == 0.0
 
 
 def test_not_about_the_agreement_is_not_merged_and_no_context_no_follow_up() -> None:
@@ -311,3 +352,12 @@ def test_answer_turn(retriever: Retriever) -> None:
     # Something the agreement does not cover keeps the context for the next question.
     other = dialogue.answer_turn("那北京天气呢？", retriever, first.turn, language="zh-Hans", now=4)
     assert other.answer.abstained and other.kind == "" and other.turn is None
+
+
+def test_the_other_side_unnamed_and_the_vendor_switch_parties() -> None:
+    before = _context("甲方需要什么样的售后支持？")
+    assert follow_up_kind("反過來呢", before, _alone(confidence=0.1, abstain=True)) == "party"
+    assert follow_up_kind("对方是什么样的公司", before, _alone(confidence=1.0)) == "party"
+    assert follow_up_kind("反过来呢", _context("合同有效期多久"), _alone()) != "party"
+    assert parties_in("and if it's the vendor?") == ("乙方",)
+    assert cues("what about the service provider?").bare_party
