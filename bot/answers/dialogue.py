@@ -121,6 +121,10 @@ class Merge:
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
+    #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
+    #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
+    consequence_prior: float = 0.1
+    consequence_penalty: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
     structure: bool = True
     context: Literal["thread", "last"] = "thread"
@@ -602,7 +606,13 @@ def contextual_retrieval(
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
     else:
         related = related_by(question, context.item_id, knowledge)
-        if not related:  # "what's the remedy?" asks for what the item links to, not the item
+        follows = consequences(context.item_id, knowledge) if asks_consequence(question) else ()
+        if follows and merge.consequence_prior:
+            # "晚了呢？" after the payment time asks what follows its breach, not the clause
+            # again (which the question in context finds first).
+            add(follows, merge.consequence_prior)
+            add([context.item_id], -merge.consequence_penalty)
+        elif not related:  # "what's the remedy?" asks for what the item links to, not the item
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
         add(related, merge.relation_prior)
@@ -653,15 +663,52 @@ _RELATIONS = (
             r"赔|违约金|责任|后果|会怎样|罚|penalt|damages|compensat|liab|remed|consequen|owe"
         ),
     ),
-    ("breach", re.compile(r"违约|违反|算不算|breach|violat|count")),
+    # Not "account": "does it count as a breach?" is a word of its own.
+    ("breach", re.compile(r"违约|违反|算不算|breach|violat|\bcounts?\b")),
     (
         "procedure",
-        re.compile(r"怎么办|处理|怎么做|做什么|采取|应对|what (?:should|can|do)|handle|deal|steps"),
+        re.compile(
+            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程"
+            r"|what (?:should|can|do)|handle|deal|steps|procedure"
+        ),
     ),
     ("document", re.compile(r"附件|文件|表格|attachment|document|annex|form\b")),
     ("definition", re.compile(r"什么意思|定义|指什么|是指|mean|defin")),
     ("obligation", re.compile(r"义务|职责|duty|duties|obligat")),
 )
+
+
+#: What follows when an obligation is not kept: being late, not doing it, a leak, a breach, "and
+#: then?", "what if it keeps happening?" (zh-Hans after normalization; Cantonese 做唔到, 会点).
+_CONSEQUENCE = re.compile(
+    r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流|后果"
+    r"|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
+    r"|\blate\b|\bfail|\bmiss|\bbreach|\bviolat|consequen|what happens|\bkeeps?\b|\bagain\b"
+    r"|\brepeated|\bleak|\bdisclos|\bnext\b"
+)
+
+
+def asks_consequence(question: str) -> bool:
+    """Whether ``question`` asks what follows a failure or what comes next ("晚了呢？",
+    "做唔到呢", "洩露咗會點", "so what happens next?")."""
+    return bool(_CONSEQUENCE.search(normalize(question)))
+
+
+def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """What follows when ``item_id`` is not kept, by the knowledge's links: its breaches and
+    their remedies and procedures, and its own remedies and procedures (an obligation's
+    breach-1 → 5.1, problem-1; a breach's remedy and procedure)."""
+    item = knowledge.get(item_id)
+    if item is None:
+        return frozenset()
+    steps = ("remedy", "procedure")
+    out = {link.to for link in item.links if link.rel in ("breach", *steps)}
+    for link in item.links:
+        breach = knowledge.get(link.to)
+        if link.rel == "breach" and breach is not None:
+            out |= {b.to for b in breach.links if b.rel in steps}
+    out.discard(item_id)
+    return frozenset(out)
 
 
 def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
