@@ -197,7 +197,12 @@ _EN_VERB = re.compile(
     r"means|say|says|count|counts|apply|applies|cover|covers|take|takes)\b|'s\b|n't\b"
 )
 #: What is left of "那乙方呢" / "and what about Party B" once the party is taken out.
-_BARE = re.compile(r"呢|吗|的|呀|啊|吧|\b(?:and|or|what|how|about|then|so|for|with)\b|\s")
+#: Substitution, copula and condition words count as nothing too: "换成乙方呢", "如果是乙方那边呢",
+#: "and if it's the vendor?" ask the same about the other side.
+_BARE = re.compile(
+    r"呢|吗|的|呀|啊|吧|换成|换做|改成|如果|要是|假如|若是|是|那边|这边|方面|的话"
+    r"|\b(?:and|or|what|how|about|then|so|for|with|if|it's|it is|the|specifically|instead)\b|\s"
+)
 #: A condition opening the question ("如果已经外流了，…"); its clause is group 1.
 _ZH_CONDITIONAL = re.compile(r"^(?:如果|要是|假如|万一|若是|若|假设)(.*)")
 #: "Which clause is that?" (asked without a topic of its own).
@@ -275,10 +280,21 @@ def _topical(text: str) -> bool:
     return any(w not in GENERIC_WORDS for w in words(_PARTY.sub(" ", _BOTH.sub(" ", text))))
 
 
+#: A plural pronoun after the parties named in the same question points at them ("where do the
+#: parties put their seals?", "双方各自的义务是什么，他们…").
+_PLURAL_PRONOUN = re.compile(r"他们|她们|\b(?:they|them|their|theirs)\b")
+_PLURAL_ANTECEDENT = re.compile(r"双方|各方|\bparties\b|\bboth\b")
+
+
 def _points_back(pattern: re.Pattern[str], text: str) -> bool:
     """A pronoun or demonstrative that points out of the question: not one after a clause of
-    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside)."""
+    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside), nor a plural one
+    after the parties ("where do the parties put their seals?")."""
     for match in pattern.finditer(text):
+        if _PLURAL_PRONOUN.fullmatch(match.group(0)) and _PLURAL_ANTECEDENT.search(
+            text[: match.start()]
+        ):
+            continue
         before = _CLAUSE_BREAK.split(text[: match.start()])
         if len(before) < 2 or not _topical(" ".join(before[:-1])):
             return True
