@@ -121,6 +121,8 @@ class Merge:
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
+    #: Own weight of a bare party switch ("换成乙方呢"): its own words name only the party.
+    party_own_weight: float = 0.0
     #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
     #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
     consequence_prior: float = 0.1
@@ -599,6 +601,8 @@ def contextual_retrieval(
     w = merge.bare_own_weight if bare else merge.own_weight
     if kind == "continues":  # its own words already find the topic: they decide the aspect
         w = merge.continue_own_weight
+    if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
+        w = merge.party_own_weight
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
@@ -622,7 +626,7 @@ def contextual_retrieval(
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
     else:
         related = related_by(question, context.item_id, knowledge)
-        follows = consequences(context.item_id, knowledge) if asks_consequence(question) else ()
+        follows = consequences(context.item_id, knowledge) if asks_consequence(question, main) else ()
         if follows and merge.consequence_prior:
             # "晚了呢？" after the payment time asks what follows its breach, not the clause
             # again (which the question in context finds first).
@@ -694,20 +698,29 @@ _RELATIONS = (
 )
 
 
-#: What follows when an obligation is not kept: being late, not doing it, a leak, a breach, "and
-#: then?", "what if it keeps happening?" (zh-Hans after normalization; Cantonese 做唔到, 会点).
-_CONSEQUENCE = re.compile(
-    r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流|后果"
-    r"|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
-    r"|\blate\b|\bfail|\bmiss|\bbreach|\bviolat|consequen|what happens|\bkeeps?\b|\bagain\b"
-    r"|\brepeated|\bleak|\bdisclos|\bnext\b"
+#: An obligation not kept: being late, not doing it, a leak, a breach (zh-Hans after
+#: normalization; Cantonese 做唔到).
+_FAILURE = re.compile(
+    r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流"
+    r"|\blate\b|\bdelay|\bfail|\bmiss|\bbreach|\bviolat|\bleak|\bdisclos"
+)
+#: What follows, or what comes next: "后果呢", "会怎样", "会点" (Cantonese), "what happens next?",
+#: "what if it keeps happening?", "嚴重嘅話呢".
+_AFTERMATH = re.compile(
+    r"后果|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
+    r"|consequen|what happens|\bkeeps?\b|\bagain\b|\brepeated|\bnext\b"
 )
 
 
-def asks_consequence(question: str) -> bool:
+def asks_consequence(question: str, item: Item | None = None) -> bool:
     """Whether ``question`` asks what follows a failure or what comes next ("晚了呢？",
-    "做唔到呢", "洩露咗會點", "so what happens next?")."""
-    return bool(_CONSEQUENCE.search(normalize(question)))
+    "做唔到呢", "洩露咗會點", "so what happens next?"). After a breach or a problem (``item``),
+    naming the failure again asks about that item ("is that treated as a breach?"): only what
+    follows counts then."""
+    norm = normalize(question)
+    if _AFTERMATH.search(norm):
+        return True
+    return (item is None or item.kind not in ("breach", "problem")) and bool(_FAILURE.search(norm))
 
 
 def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
