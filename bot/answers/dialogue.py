@@ -121,6 +121,9 @@ class Merge:
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
+    #: A follow-up with words of its own whose own retrieval is this confident and finds an
+    #: item next to the previous one is answered by its own ranking (None: off).
+    own_confidence: float | None = 0.6
     #: Own weight of a bare party switch ("换成乙方呢"): its own words name only the party.
     party_own_weight: float = 0.0
     #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
@@ -603,6 +606,17 @@ def contextual_retrieval(
         w = merge.continue_own_weight
     if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
         w = merge.party_own_weight
+    if (
+        not bare
+        and not party
+        and merge.own_confidence is not None
+        and alone.hits
+        and alone.confidence >= merge.own_confidence
+        and alone.hits[0].item_id in neighbours(context.item_id, knowledge)
+    ):
+        # Its own words confidently find an item next to the previous one ("how is it paid?"
+        # after the payment time): they decide; the context only kept it on the topic.
+        w = 1.0
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
@@ -702,13 +716,14 @@ _RELATIONS = (
 #: normalization; Cantonese 做唔到).
 _FAILURE = re.compile(
     r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流"
-    r"|\blate\b|\bdelay|\bfail|\bmiss|\bbreach|\bviolat|\bleak|\bdisclos"
+    # (?<![a-z]), not \b: mixed text has no boundary between 款 and "delay" ("付款delay了呢").
+    r"|(?<![a-z])(?:late\b|delay|fail|miss|breach|violat|leak|disclos)"
 )
 #: What follows, or what comes next: "后果呢", "会怎样", "会点" (Cantonese), "what happens next?",
 #: "what if it keeps happening?", "嚴重嘅話呢".
 _AFTERMATH = re.compile(
     r"后果|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
-    r"|consequen|what happens|\bkeeps?\b|\bagain\b|\brepeated|\bnext\b"
+    r"|(?<![a-z])(?:consequen|what happens|keeps?\b|again\b|repeated|next\b)"
 )
 
 
