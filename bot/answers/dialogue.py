@@ -85,7 +85,10 @@ NEW_TOPIC = 0.1
 #: make it a follow-up ("What about the confidentiality clause, who does it bind?",
 #: "另外，售后支援服务的定义又是什么？"); only a pronoun that points back still does.
 SELF_TOPIC_WORDS = 3
-SELF_CONFIDENCE = 0.5
+SELF_CONFIDENCE = 0.3
+#: A question answered this unconfidently on its own (or abstaining) is weak alone: in context
+#: it is a follow-up ("then what's the remedy?"); #12's confidence (a product of three models).
+WEAK_CONFIDENCE = 0.15
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -398,7 +401,7 @@ def follow_up_kind(
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
-    if alone is not None and alone.abstain:
+    if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
         return "weak"
     if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
         return "continues"
