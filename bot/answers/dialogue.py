@@ -643,7 +643,9 @@ def contextual_retrieval(
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
     else:
         related = related_by(question, context.item_id, knowledge)
-        follows = consequences(context.item_id, knowledge) if asks_consequence(question, main) else ()
+        follows = (
+            consequences(context.item_id, knowledge) if asks_consequence(question, main) else ()
+        )
         if follows and merge.consequence_prior:
             # "晚了呢？" after the payment time asks what follows its breach, not the clause
             # again (which the question in context finds first).
