@@ -85,7 +85,10 @@ NEW_TOPIC = 0.1
 #: make it a follow-up ("What about the confidentiality clause, who does it bind?",
 #: "另外，售后支援服务的定义又是什么？"); only a pronoun that points back still does.
 SELF_TOPIC_WORDS = 3
-SELF_CONFIDENCE = 0.5
+SELF_CONFIDENCE = 0.3
+#: A question answered this unconfidently on its own (or abstaining) is weak alone: in context
+#: it is a follow-up ("then what's the remedy?"); #12's confidence (a product of three models).
+WEAK_CONFIDENCE = 0.15
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -121,6 +124,15 @@ class Merge:
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
+    #: A follow-up with words of its own whose own retrieval is this confident and finds an
+    #: item next to the previous one is answered by its own ranking (None: off).
+    own_confidence: float | None = 0.6
+    #: Own weight of a bare party switch ("换成乙方呢"): its own words name only the party.
+    party_own_weight: float = 0.0
+    #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
+    #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
+    consequence_prior: float = 0.1
+    consequence_penalty: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
     structure: bool = True
     context: Literal["thread", "last"] = "thread"
@@ -193,7 +205,12 @@ _EN_VERB = re.compile(
     r"means|say|says|count|counts|apply|applies|cover|covers|take|takes)\b|'s\b|n't\b"
 )
 #: What is left of "那乙方呢" / "and what about Party B" once the party is taken out.
-_BARE = re.compile(r"呢|吗|的|呀|啊|吧|\b(?:and|or|what|how|about|then|so|for|with)\b|\s")
+#: Substitution, copula and condition words count as nothing too: "换成乙方呢", "如果是乙方那边呢",
+#: "and if it's the vendor?" ask the same about the other side.
+_BARE = re.compile(
+    r"呢|吗|的|呀|啊|吧|换成|换做|改成|如果|要是|假如|若是|是|那边|这边|方面|的话"
+    r"|\b(?:and|or|what|how|about|then|so|for|with|if|it's|it is|the|specifically|instead)\b|\s"
+)
 #: A condition opening the question ("如果已经外流了，…"); its clause is group 1.
 _ZH_CONDITIONAL = re.compile(r"^(?:如果|要是|假如|万一|若是|若|假设)(.*)")
 #: "Which clause is that?" (asked without a topic of its own).
@@ -271,10 +288,21 @@ def _topical(text: str) -> bool:
     return any(w not in GENERIC_WORDS for w in words(_PARTY.sub(" ", _BOTH.sub(" ", text))))
 
 
+#: A plural pronoun after the parties named in the same question points at them ("where do the
+#: parties put their seals?", "双方各自的义务是什么，他们…").
+_PLURAL_PRONOUN = re.compile(r"他们|她们|\b(?:they|them|their|theirs)\b")
+_PLURAL_ANTECEDENT = re.compile(r"双方|各方|\bparties\b|\bboth\b")
+
+
 def _points_back(pattern: re.Pattern[str], text: str) -> bool:
     """A pronoun or demonstrative that points out of the question: not one after a clause of
-    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside)."""
+    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside), nor a plural one
+    after the parties ("where do the parties put their seals?")."""
     for match in pattern.finditer(text):
+        if _PLURAL_PRONOUN.fullmatch(match.group(0)) and _PLURAL_ANTECEDENT.search(
+            text[: match.start()]
+        ):
+            continue
         before = _CLAUSE_BREAK.split(text[: match.start()])
         if len(before) < 2 or not _topical(" ".join(before[:-1])):
             return True
@@ -373,7 +401,7 @@ def follow_up_kind(
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
-    if alone is not None and alone.abstain:
+    if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
         return "weak"
     if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
         return "continues"
@@ -579,6 +607,19 @@ def contextual_retrieval(
     w = merge.bare_own_weight if bare else merge.own_weight
     if kind == "continues":  # its own words already find the topic: they decide the aspect
         w = merge.continue_own_weight
+    if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
+        w = merge.party_own_weight
+    if (
+        not bare
+        and not party
+        and merge.own_confidence is not None
+        and alone.hits
+        and alone.confidence >= merge.own_confidence
+        and alone.hits[0].item_id in neighbours(context.item_id, knowledge)
+    ):
+        # Its own words confidently find an item next to the previous one ("how is it paid?"
+        # after the payment time): they decide; the context only kept it on the topic.
+        w = 1.0
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
@@ -602,7 +643,15 @@ def contextual_retrieval(
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
     else:
         related = related_by(question, context.item_id, knowledge)
-        if not related:  # "what's the remedy?" asks for what the item links to, not the item
+        follows = (
+            consequences(context.item_id, knowledge) if asks_consequence(question, main) else ()
+        )
+        if follows and merge.consequence_prior:
+            # "晚了呢？" after the payment time asks what follows its breach, not the clause
+            # again (which the question in context finds first).
+            add(follows, merge.consequence_prior)
+            add([context.item_id], -merge.consequence_penalty)
+        elif not related:  # "what's the remedy?" asks for what the item links to, not the item
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
         add(related, merge.relation_prior)
@@ -653,15 +702,62 @@ _RELATIONS = (
             r"赔|违约金|责任|后果|会怎样|罚|penalt|damages|compensat|liab|remed|consequen|owe"
         ),
     ),
-    ("breach", re.compile(r"违约|违反|算不算|breach|violat|count")),
+    # Not "account": "does it count as a breach?" is a word of its own.
+    ("breach", re.compile(r"违约|违反|算不算|breach|violat|\bcounts?\b")),
     (
         "procedure",
-        re.compile(r"怎么办|处理|怎么做|做什么|采取|应对|what (?:should|can|do)|handle|deal|steps"),
+        re.compile(
+            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程"
+            r"|what (?:should|can|do)|handle|deal|steps|procedure"
+        ),
     ),
     ("document", re.compile(r"附件|文件|表格|attachment|document|annex|form\b")),
     ("definition", re.compile(r"什么意思|定义|指什么|是指|mean|defin")),
     ("obligation", re.compile(r"义务|职责|duty|duties|obligat")),
 )
+
+
+#: An obligation not kept: being late, not doing it, a leak, a breach (zh-Hans after
+#: normalization; Cantonese 做唔到).
+_FAILURE = re.compile(
+    r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流"
+    # (?<![a-z]), not \b: mixed text has no boundary between 款 and "delay" ("付款delay了呢").
+    r"|(?<![a-z])(?:late\b|delay|fail|miss|breach|violat|leak|disclos)"
+)
+#: What follows, or what comes next: "后果呢", "会怎样", "会点" (Cantonese), "what happens next?",
+#: "what if it keeps happening?", "嚴重嘅話呢".
+_AFTERMATH = re.compile(
+    r"后果|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
+    r"|(?<![a-z])(?:consequen|what happens|keeps?\b|again\b|repeated|next\b)"
+)
+
+
+def asks_consequence(question: str, item: Item | None = None) -> bool:
+    """Whether ``question`` asks what follows a failure or what comes next ("晚了呢？",
+    "做唔到呢", "洩露咗會點", "so what happens next?"). After a breach or a problem (``item``),
+    naming the failure again asks about that item ("is that treated as a breach?"): only what
+    follows counts then."""
+    norm = normalize(question)
+    if _AFTERMATH.search(norm):
+        return True
+    return (item is None or item.kind not in ("breach", "problem")) and bool(_FAILURE.search(norm))
+
+
+def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """What follows when ``item_id`` is not kept, by the knowledge's links: its breaches and
+    their remedies and procedures, and its own remedies and procedures (an obligation's
+    breach-1 → 5.1, problem-1; a breach's remedy and procedure)."""
+    item = knowledge.get(item_id)
+    if item is None:
+        return frozenset()
+    steps = ("remedy", "procedure")
+    out = {link.to for link in item.links if link.rel in ("breach", *steps)}
+    for link in item.links:
+        breach = knowledge.get(link.to)
+        if link.rel == "breach" and breach is not None:
+            out |= {b.to for b in breach.links if b.rel in steps}
+    out.discard(item_id)
+    return frozenset(out)
 
 
 def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:

@@ -7,13 +7,15 @@ real retriever. The figures on the dialogue sets are in tests/test_evaluation_di
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from bot.answers import dialogue
 from bot.answers.dialogue import (
+    asks_consequence,
+    consequences,
     contextual_retrieval,
     cues,
     follow_up_kind,
@@ -156,7 +158,7 @@ def _alone(
 )
 def test_follow_ups_are_recognised(question: str, kind: str) -> None:
     # Not confident on its own: a cue without a pronoun still makes a follow-up.
-    assert follow_up_kind(question, _context(), _alone(gap=0.08, confidence=0.3)) == kind
+    assert follow_up_kind(question, _context(), _alone(gap=0.08, confidence=0.2)) == kind
 
 
 @pytest.mark.parametrize(
@@ -201,7 +203,7 @@ def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
 
 def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
     question = "账号在哪里写呀，银行那一栏？"
-    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=0.3)) == "continues"
+    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=0.2)) == "continues"
     assert follow_up_kind(question, _context(), _alone(gap=0.2, confidence=0.3)) == ""
 
 
@@ -218,7 +220,7 @@ def test_a_self_sufficient_question_needs_a_pronoun_to_follow_up(question: str) 
     """Enough topic words and a confident retrieval of its own: an opener, "what about", 又 or
     a condition does not make it a follow-up; the same words answered weakly still do."""
     assert follow_up_kind(question, _context(), _alone(confidence=0.9)) == ""
-    assert follow_up_kind(question, _context(), _alone(confidence=0.3)) != ""
+    assert follow_up_kind(question, _context(), _alone(confidence=0.2)) != ""
 
 
 def test_self_sufficient_needs_topic_words_and_a_confident_own_retrieval() -> None:
@@ -361,3 +363,84 @@ def test_the_other_side_unnamed_and_the_vendor_switch_parties() -> None:
     assert follow_up_kind("反过来呢", _context("合同有效期多久"), _alone()) != "party"
     assert parties_in("and if it's the vendor?") == ("乙方",)
     assert cues("what about the service provider?").bare_party
+
+
+# --- consequences, party switches with a word beside the party, confident own answers -------
+
+
+def test_asks_consequence_names_a_failure_or_what_follows() -> None:
+    for question in (
+        "晚了呢？",
+        "做唔到呢",
+        "洩露咗會點",
+        "如果付款delay了呢？",
+        "what happens next?",
+    ):
+        assert asks_consequence(question), question
+    for question in ("用什么方式付？", "具体要提前几天", "and to which account?"):
+        assert not asks_consequence(question), question
+    # After a breach, naming the failure again asks about that breach; what follows still counts.
+    breach = KNOWLEDGE.get("b1")
+    assert not asks_consequence("is that treated as a breach?", breach)
+    assert asks_consequence("what if it keeps happening?", breach)
+
+
+def test_consequences_follow_breach_remedy_and_procedure_links() -> None:
+    # An obligation: its breach, and the breach's remedy and procedure.
+    assert consequences("3.2", KNOWLEDGE) == {"b1", "5.1", "p1"}
+    assert consequences("b1", KNOWLEDGE) == {"5.1", "p1"}  # a breach: its remedy and procedure
+    assert consequences("3.3", KNOWLEDGE) == frozenset()  # nothing follows by the links
+    assert consequences("nope", KNOWLEDGE) == frozenset()
+
+
+def test_an_elliptical_consequence_leaves_the_clause_for_its_breach() -> None:
+    question = "晚了呢？"
+    context = _context("甲方每个季度什么时候付款？", "3.2")
+    together = f"{context.question} {question}"
+    # In context the clause itself is found first: the question's words name no item.
+    retriever = FakeRetriever(
+        {question: {"3.2": 0.90, "b1": 0.88}, together: {"3.2": 1.10, "b1": 0.95, "p1": 0.94}}
+    )
+    alone = replace(retriever.search(question, 50), abstain=True)
+    result, _ = contextual_retrieval(question, context, "refers", retriever, alone)
+    assert result.hits[0].item_id in ("b1", "p1")
+
+
+@pytest.mark.parametrize(
+    "question", ["换成乙方呢", "如果是乙方那边呢", "and if it's the vendor?", "Party B instead?"]
+)
+def test_a_party_beside_a_substitution_word_is_a_switch(question: str) -> None:
+    assert cues(question).bare_party
+    assert follow_up_kind(question, _context("甲方违约要承担什么？"), _alone()) == "party"
+
+
+def test_a_party_beside_words_of_its_own_is_no_bare_switch() -> None:
+    assert not cues("那乙方可以怎么处理？").bare_party
+    assert not cues("and what can the vendor do?").bare_party
+
+
+def test_a_plural_pronoun_after_the_parties_points_inside() -> None:
+    assert not cues("And where do the parties put their seals?").points_back
+    assert cues("where do they put their seals?").points_back
+    assert not cues("双方签字以后他们各执几份？").points_back
+
+
+def test_a_confident_own_answer_next_to_the_previous_item_decides() -> None:
+    question = "how is it paid?"
+    context = _context("When is the quarterly fee due?", "3.2")
+    together = f"{context.question} {question}"
+    retriever = FakeRetriever(
+        {question: {"3.3": 0.93, "3.2": 0.92}, together: {"3.2": 1.04, "3.3": 0.93}}
+    )
+    alone = replace(retriever.search(question, 50), confidence=0.74)
+    result, _ = contextual_retrieval(question, context, "refers", retriever, alone)
+    assert result.hits[0].item_id == "3.3"
+    # Unsure on its own: the context keeps the previous item.
+    unsure = replace(alone, confidence=0.3)
+    result, _ = contextual_retrieval(question, context, "refers", retriever, unsure)
+    assert result.hits[0].item_id == "3.2"
+
+
+def test_a_question_unsure_on_its_own_is_weak_in_context() -> None:
+    unsure = _alone(0.85, confidence=0.1)
+    assert follow_up_kind("then what's the payment penalty?", _context(), unsure) == "weak"
