@@ -679,7 +679,8 @@ def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
 
 
 def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
-    """The top ``k`` of ``scores`` as a retrieval with ``base``'s confidence."""
+    """The top ``k`` of ``scores`` as a retrieval with ``base``'s confidence (and its not-stated
+    outcome while the best item stays the same)."""
     known = {hit.item_id: hit for hit in base.hits}
     order = sorted(scores, key=lambda i: -scores[i])[:k]
     hits = tuple(
@@ -691,6 +692,14 @@ def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
         )
         for i in order
     )
+    if (
+        base.coverage == "not_stated"
+        and hits
+        and base.hits
+        and hits[0].item_id == base.hits[0].item_id
+    ):
+        # The same best item: what the agreement does not say about it still holds.
+        return replace(base, hits=hits)
     return Retrieval(query=base.query, hits=hits, confidence=base.confidence, abstain=base.abstain)
 
 

@@ -444,3 +444,20 @@ def test_a_confident_own_answer_next_to_the_previous_item_decides() -> None:
 def test_a_question_unsure_on_its_own_is_weak_in_context() -> None:
     unsure = _alone(0.85, confidence=0.1)
     assert follow_up_kind("then what's the payment penalty?", _context(), unsure) == "weak"
+
+
+def test_a_follow_up_keeps_what_the_agreement_does_not_say_while_its_item_stays_first() -> None:
+    base = Retrieval(
+        query="那违约金是多少？",
+        hits=(Hit(item_id="5.1", score=0.9), Hit(item_id="term-3", score=0.8)),
+        confidence=0.9,
+        abstain=False,
+        coverage="not_stated",
+        category="damages_amount",
+        aspect="amount",
+        nearest=("5.1", "term-3"),
+    )
+    same = dialogue._ranked({"5.1": 1.0, "term-3": 0.7}, base, k=2)
+    assert (same.coverage, same.aspect, same.nearest) == ("not_stated", "amount", ("5.1", "term-3"))
+    other = dialogue._ranked({"5.1": 0.5, "term-3": 0.9}, base, k=2)
+    assert other.coverage == "answered" and other.hits[0].item_id == "term-3"
