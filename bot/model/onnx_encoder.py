@@ -47,8 +47,12 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(int(self.config["max_seq_length"]))
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
-        # Latency of one short question is what matters: one thread per available core, and
-        # no second pool for parallel branches (a transformer is one chain).
+        # ``threads`` None: one per available core, for the lowest latency of a lone question.
+        # The bot passes 1 (BOT_ONNX_THREADS): a short question's operators are too small to
+        # split well, so a second thread cut the wall time by a few per cent while the CPU per
+        # question rose 1.6x (10.7 -> 16.9 ms measured 2026-12-02); under load that CPU is what
+        # the event loop and the next question need. No second pool for parallel branches (a
+        # transformer is one chain).
         options.intra_op_num_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -72,7 +76,11 @@ class OnnxEncoder:
         problem = onnx_problem(settings)
         if problem is not None:
             raise ModelFetchError(f"{problem}: {FIX_COMMAND} (or set BOT_EMBEDDING_BACKEND=torch).")
-        return cls(onnx_dir(settings), ONNX_FILES[settings.embedding_backend])
+        return cls(
+            onnx_dir(settings),
+            ONNX_FILES[settings.embedding_backend],
+            threads=settings.onnx_threads or None,
+        )
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({str(self.directory / self.model_file)!r})"
