@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     embedding_backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     """What embeds questions: ONNX Runtime (onnx), ONNX Runtime with the model quantized to int8
     (onnx-int8), or sentence-transformers on torch (the reference form; it builds the index)."""
+    onnx_threads: int = Field(default=1, ge=0)
+    """ONNX Runtime threads per question; 1: least CPU per answer; 0: one per core."""
     log_level: str = "INFO"
     """Python logging level."""
 

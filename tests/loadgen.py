@@ -184,6 +184,12 @@ async def offer(
     return LoadResult(total, len(replies), max(end - start, 1e-9), latencies, polls)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Offer a load to `contract-bot telegram`.")
     parser.add_argument("--rate", type=float, default=20.0, help="questions per second")
@@ -193,13 +199,15 @@ async def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=60.0)
     args = parser.parse_args(argv)
     env = {"BOT_SEND_RATE_LIMIT": "0"} if args.limiter_off else {}
-    async with BotApiEmulator() as emu, bot_process(emu, env=env):
+    async with BotApiEmulator() as emu, bot_process(emu, env=env) as bot:
         await offer(emu, count=len(QUESTIONS), wait=60)  # warm up
+        cpu = cpu_seconds(bot.pid)
         if args.burst:
             result = await offer(emu, count=args.burst, wait=args.wait)
         else:
             result = await offer(emu, rate=args.rate, seconds=args.seconds, wait=args.wait)
-    print(result.summary())
+        cpu = cpu_seconds(bot.pid) - cpu
+    print(f"{result.summary()}, bot CPU {1000 * cpu / max(result.answered, 1):.1f} ms/answer")
     return 0 if result.lost == 0 else 1
 
 

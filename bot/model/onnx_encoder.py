@@ -11,6 +11,8 @@ scale per call, so a text batched with others would get a slightly different vec
 rarely, a different answer) depending on who else asked at that moment. On two cores batching
 bought nothing anyway: the padding cost what the larger matrix products saved (measured
 2026-12-01: 13.9 ms a text alone, 11.3-15.0 ms in batches of 4-32).
+The texts of a batch run side by side instead, one per core, each with ``BOT_ONNX_THREADS``
+threads (identical vectors to one at a time).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +50,12 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(int(self.config["max_seq_length"]))
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
-        # Latency of one short question is what matters: one thread per available core, and
-        # no second pool for parallel branches (a transformer is one chain).
+        # ``threads`` None: one per available core, for the lowest latency of a lone question.
+        # The bot passes 1 (BOT_ONNX_THREADS): a short question's operators are too small to
+        # split well, so a second thread cut the wall time by a few per cent while the CPU per
+        # question rose 1.6x (10.7 -> 16.9 ms measured 2026-12-02); under load that CPU is what
+        # the event loop and the next question need. No second pool for parallel branches (a
+        # transformer is one chain).
         options.intra_op_num_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -62,6 +69,13 @@ class OnnxEncoder:
             str(directory / model_file), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
+        cores = max(1, min(len(os.sched_getaffinity(0)), 8))
+        side_by_side = cores // options.intra_op_num_threads
+        self._parallel = (
+            ThreadPoolExecutor(side_by_side, thread_name_prefix="onnx")
+            if side_by_side > 1
+            else None
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> OnnxEncoder:
@@ -72,7 +86,11 @@ class OnnxEncoder:
         problem = onnx_problem(settings)
         if problem is not None:
             raise ModelFetchError(f"{problem}: {FIX_COMMAND} (or set BOT_EMBEDDING_BACKEND=torch).")
-        return cls(onnx_dir(settings), ONNX_FILES[settings.embedding_backend])
+        return cls(
+            onnx_dir(settings),
+            ONNX_FILES[settings.embedding_backend],
+            threads=settings.onnx_threads or None,
+        )
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({str(self.directory / self.model_file)!r})"
@@ -97,8 +115,16 @@ class OnnxEncoder:
         single = isinstance(texts, str)
         batch = [texts] if isinstance(texts, str) else list(texts)
         out = np.zeros((len(batch), self.get_embedding_dimension()), dtype=np.float32)
-        for row, text in enumerate(batch):
-            out[row] = self._embed(prompt + text)
+        texts_in = [prompt + text for text in batch]
+        if len(texts_in) > 1 and self._parallel is not None:
+            # The texts of a batch (questions that came while the model was busy) each run
+            # alone as before, side by side on the cores (ONNX Runtime releases the GIL):
+            # one thread per question costs the least CPU, and a batch still uses every core.
+            for row, vector in enumerate(self._parallel.map(self._embed, texts_in)):
+                out[row] = vector
+        else:
+            for row, text in enumerate(texts_in):
+                out[row] = self._embed(text)
         return out[0] if single else out
 
     def _embed(self, text: str) -> np.ndarray:

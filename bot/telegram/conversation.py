@@ -21,9 +21,10 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.answers.dialogue import Reply, answer_turn
+from bot.storage.base import Storage
 from bot.telegram.format import RetrieverLike
-from bot.telegram.state import BotState, Context, user_key
-from bot.types import Answer, DialogueTurn, Language
+from bot.telegram.state import RATE_WINDOW, BotState, Context, user_key
+from bot.types import DialogueTurn, Language
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,50 @@ def _chat_id(update: Update) -> int:
     return chat.id if chat is not None else user_key(update)
 
 
-async def dialogue_of(state: BotState, update: Update) -> DialogueTurn | None:
-    """The user's live context in this chat (None when none, expired, or switched off)."""
-    timeout = state.settings.dialogue_timeout
-    if timeout <= 0:
-        return None
+@dataclass(frozen=True)
+class Asking:
+    """What storage says before a question is answered: its context, the user's /lang choice,
+    and the per-user limit's (allowed, notify), None when the question is not counted."""
+
+    dialogue: DialogueTurn | None
+    chosen: Language | None
+    limited: tuple[bool, bool] | None
+
+
+def _ask_reads(
+    db: Storage,
+    user_id: int | None,
+    key: int,
+    chat_id: int,
+    *,
+    dialogue_timeout: float | None,
+    limit: tuple[int, float] | None,
+) -> Asking:
+    dialogue = (
+        db.get_dialogue(key, chat_id, max_age=dialogue_timeout)
+        if dialogue_timeout is not None and dialogue_timeout > 0
+        else None
+    )
+    chosen = db.get_language(user_id) if user_id is not None else None
+    limited = db.rate_limit(key, *limit) if limit is not None else None
+    return Asking(dialogue, chosen, limited)
+
+
+async def before_question(
+    state: BotState, update: Update, *, follow_up: bool, counted: bool
+) -> Asking:
+    """The user's live context in this chat (when ``follow_up``; None when none, expired or
+    switched off), their /lang choice and, when ``counted``, ``state.rate_limit``'s verdict,
+    in one call to the storage thread (see ``record_reply``)."""
+    user = update.effective_user
     return await state.off_loop(
-        state.db.get_dialogue, user_key(update), _chat_id(update), max_age=timeout
+        _ask_reads,
+        state.db,
+        user.id if user is not None else None,
+        user_key(update),
+        _chat_id(update),
+        dialogue_timeout=state.settings.dialogue_timeout if follow_up else None,
+        limit=(state.settings.user_rate_limit, RATE_WINDOW) if counted else None,
     )
 
 
@@ -68,16 +106,16 @@ async def forget_dialogue(state: BotState, update: Update) -> None:
 
 async def converse(
     state: BotState,
-    update: Update,
     retriever: RetrieverLike,
     question: str,
     language: Language,
     context: DialogueTurn | None,
-) -> Answer:
+) -> Reply:
     """Answer ``question`` after ``context`` (its search batched with the other questions'
-    by ``state.answers``) and remember what the next question may follow up."""
+    by ``state.answers``); the reply's turn is what the next question may follow up
+    (``record_reply`` stores it)."""
     now = time.time()
-    reply = cast(
+    return cast(
         Reply,
         await state.answers.run(
             question,
@@ -85,12 +123,39 @@ async def converse(
             lambda view: answer_turn(question, view, context, language=language, now=now),
         ),
     )
-    timeout = state.settings.dialogue_timeout
-    if reply.turn is not None and timeout > 0:
-        await state.off_loop(
-            state.db.set_dialogue, user_key(update), _chat_id(update), reply.turn, max_age=timeout
-        )
-    return reply.answer
+
+
+def _record(
+    db: Storage,
+    user_id: int,
+    chat_id: int,
+    reply: Reply,
+    *,
+    source: str,
+    dialogue_timeout: float,
+) -> str | None:
+    """What one answered question leaves in storage: its context for a follow-up, and its log
+    row (the answer id the buttons carry; None for an empty answer, which is not logged)."""
+    if reply.turn is not None and dialogue_timeout > 0:
+        db.set_dialogue(user_id, chat_id, reply.turn, max_age=dialogue_timeout)
+    if reply.answer.intent == "empty":
+        return None
+    return db.log_answer(user_id, reply.answer, source=source)
+
+
+async def record_reply(state: BotState, update: Update, reply: Reply, *, source: str) -> str | None:
+    """``_record`` in one call to the storage thread: each hop to it costs the event loop a
+    thread wake-up and a loop wake-up back, more than the SQLite writes themselves (README
+    "Where a question's CPU goes")."""
+    return await state.off_loop(
+        _record,
+        state.db,
+        user_key(update),
+        _chat_id(update),
+        reply,
+        source=source,
+        dialogue_timeout=state.settings.dialogue_timeout,
+    )
 
 
 # --- typing ----------------------------------------------------------------------------------

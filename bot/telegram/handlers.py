@@ -26,9 +26,10 @@ from bot.telegram.conversation import (
     FOLLOW_UP_SOURCES,
     after_album,
     albums_of,
+    before_question,
     converse,
-    dialogue_of,
     forget_dialogue,
+    record_reply,
     with_typing,
 )
 from bot.telegram.format import (
@@ -89,13 +90,10 @@ async def _answer_and_send(
     retriever = state.ready_retriever  # one reference for the whole answer, even during /reload
     chat = update.effective_chat
     target = chat_id if chat_id is not None else (chat.id if chat else user_key(update))
-    work = converse(state, update, retriever, question, language, dialogue)
-    result = await with_typing(context, target, work)
-    answer_id = None
-    if result.intent != "empty":
-        answer_id = await state.off_loop(
-            state.db.log_answer, user_key(update), result, source=source
-        )
+    work = converse(state, retriever, question, language, dialogue)
+    reply = await with_typing(context, target, work)
+    result = reply.answer
+    answer_id = await record_reply(state, update, reply, source=source)
     knowledge = retriever.knowledge
     text = render_html(result, knowledge)
     if note:
@@ -115,6 +113,13 @@ async def _answer_and_send(
 
 async def _rate_limited(update: Update, context: Context, language: Language) -> bool:
     allowed, notify = await state_of(context).rate_limit(user_key(update))
+    return await _refused(update, context, language, allowed, notify)
+
+
+async def _refused(
+    update: Update, context: Context, language: Language, allowed: bool, notify: bool
+) -> bool:
+    """Whether the per-user limit refuses the request; if so, the notice (once a window)."""
     if allowed:
         return False
     log.info("rate limit reached by a user; request dropped")
@@ -136,15 +141,21 @@ async def _ask(update: Update, context: Context, question: str, *, source: str) 
     state = state_of(context)
     limit = state.settings.max_question_chars
     question, was_cut = cut_question(question, limit)
-    dialogue = await dialogue_of(state, update) if source in FOLLOW_UP_SOURCES else None
+    asking = await before_question(
+        state, update, follow_up=source in FOLLOW_UP_SOURCES, counted=bool(question)
+    )
+    dialogue = asking.dialogue
     previous = dialogue.language if dialogue is not None else None
     # "/clause 3.2" is a command, not English: only the words after it say a language.
     spoken = _COMMAND_PREFIX.sub("", question)
-    language = await language_of(state, update.effective_user, spoken, previous)
-    if not question:
+    user = update.effective_user
+    language = resolve_language(
+        asking.chosen, user.language_code if user is not None else None, spoken, previous
+    )
+    if not question or asking.limited is None:
         await _send_help(update, context, language)
         return
-    if await _rate_limited(update, context, language):
+    if await _refused(update, context, language, *asking.limited):
         return
     note = t("tg_cut", language, n=limit) if was_cut else ""
     await _answer_and_send(
