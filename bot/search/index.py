@@ -94,15 +94,20 @@ class Row:
     key: str
 
 
-def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
-    """The texts of ``bot/search/off_topics.toml``: its ``topics`` then its ``examples`` (see its
-    header); ``ValueError`` naming the file, list and entry when one is not a non-empty string."""
+def _read_off_topics(path: Path | None) -> tuple[Path, dict[str, Any]]:
+    """``path`` (default ``bot/search/off_topics.toml``) and its parsed content."""
     path = path if path is not None else OFF_TOPICS_FILE
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return path, tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: cannot read the off-topic list ({exc})") from exc
+
+
+def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
+    """The texts of ``bot/search/off_topics.toml``: its ``topics`` then its ``examples`` (see its
+    header); ``ValueError`` naming the file, list and entry when one is not a non-empty string."""
+    path, data = _read_off_topics(path)
     out: list[str] = []
     for name in ("topics", "examples"):
         texts = data.get(name, [])
@@ -123,12 +128,7 @@ def load_off_topics(path: Path | None = None) -> tuple[str, ...]:
 def load_subjects(path: Path | None = None) -> tuple[str, ...]:
     """The ``subjects`` of ``bot/search/off_topics.toml``: words naming another contract or
     business (not embedded; see the file's header). ``ValueError`` when the list is malformed."""
-    path = path if path is not None else OFF_TOPICS_FILE
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the off-topic list ({exc})") from exc
+    path, data = _read_off_topics(path)
     words = data.get("subjects", [])
     if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
         raise ValueError(f'{path}: field "subjects" must be a list of non-empty strings')
