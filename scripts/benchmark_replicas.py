@@ -4,7 +4,9 @@ The real set-up of README "Running at scale", on this machine: a throw-away Post
 and nginx on loopback (Debian's packages, as the tests start them), N ``contract-bot telegram``
 processes in webhook mode, and the Bot API emulator posting every update to nginx. Telegram's
 send limiter is off (``BOT_SEND_RATE_LIMIT=0``): the point is how many answers the replicas can
-produce, not the 30 messages a second Telegram lets out. Each question comes from a new user.
+produce, not the 30 messages a second Telegram lets out. Each question comes from a new user and
+is a different one (the evaluation questions in turn: a batch embeds a repeated question once,
+which would flatter the figures).
 Prints one line per (replicas, offered load)::
 
     PYTHONPATH=$PWD .venv/bin/python scripts/benchmark_replicas.py [--rates 50,100,200]
@@ -30,9 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 from emulator import BotApiEmulator  # noqa: E402
+from evaluate import load_devset  # noqa: E402
 from loadgen import LoadResult, offer  # noqa: E402
 from servers import free_port, nginx_proxy, postgres_server, wait_for_port  # noqa: E402
 
@@ -130,6 +134,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         f"replica benchmark {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
         f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} at the start"
     )
+    questions = [q.text for q in load_devset()]
     lost = 0
     with tempfile.TemporaryDirectory(prefix="contract-bot-fleet-") as tmp:
         root = Path(tmp)
@@ -140,10 +145,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 workdir = root / f"fleet{count}"
                 workdir.mkdir()
                 async with BotApiEmulator() as emu, replicas(emu, count, url, workdir) as procs:
-                    await offer(emu, count=16, wait=60)  # warm up every replica
+                    await offer(emu, count=16, wait=60, questions=questions[-16:])  # warm up
                     for rate in (float(r) for r in args.rates.split(",")):
                         before = _cpu_seconds(procs)
-                        result = await offer(emu, rate=rate, seconds=args.seconds, wait=60)
+                        result = await offer(
+                            emu, rate=rate, seconds=args.seconds, wait=60, questions=questions
+                        )
                         print(
                             _line(
                                 count, f"{rate:.0f}/s offered", result, _cpu_seconds(procs) - before
@@ -153,7 +160,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         lost += result.lost
                     if args.burst:
                         before = _cpu_seconds(procs)
-                        result = await offer(emu, count=args.burst, wait=60)
+                        result = await offer(emu, count=args.burst, wait=60, questions=questions)
                         print(
                             _line(
                                 count, f"burst {args.burst}", result, _cpu_seconds(procs) - before
