@@ -100,6 +100,10 @@ def has_language(text: str) -> bool:
     return any(is_han(c) or _is_latin(c) for c in text)
 
 
+#: A leading bot command ("/clause", "/term@contract_bot"): a command word, not English.
+_COMMAND = re.compile(r"^/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?\s*")
+
+
 def resolve_language(
     chosen: Language | None,
     language_code: str | None,
@@ -114,8 +118,9 @@ def resolve_language(
        about its script ("合同有效期多久") keeps the script of the conversation (``previous``,
        the language of the question it follows up), else the script of a Chinese
        ``language_code`` (zh-hk → traditional), else simplified.
-    3. A message without a question of its own (``/start``, ``/help``, a button, "3.2") follows
-       Telegram's ``language_code``, else zh-Hans, the agreement's own language.
+    3. A message without a question of its own (``/start``, ``/help``, a button, "3.2",
+       "/clause 3.2": a leading command word is no language) follows Telegram's
+       ``language_code``, else zh-Hans, the agreement's own language.
 
     Most Chinese users run Telegram in English (there is no official Chinese interface), so
     ``language_code`` never decides the language of an actual question.
@@ -123,6 +128,7 @@ def resolve_language(
     if chosen is not None:
         return chosen
     from_code = parse_language(language_code)
+    text = _COMMAND.sub("", text)
     if has_language(text):
         detected = detect_language(text)
         if detected == "en":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -133,9 +132,6 @@ async def _refused(
     return True
 
 
-_COMMAND_PREFIX = re.compile(r"^/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?\s*")
-
-
 async def _ask(update: Update, context: Context, question: str, *, source: str) -> None:
     """Answer a user's free-text question (cut, rate-limited, in the user's language)."""
     state = state_of(context)
@@ -146,11 +142,9 @@ async def _ask(update: Update, context: Context, question: str, *, source: str) 
     )
     dialogue = asking.dialogue
     previous = dialogue.language if dialogue is not None else None
-    # "/clause 3.2" is a command, not English: only the words after it say a language.
-    spoken = _COMMAND_PREFIX.sub("", question)
     user = update.effective_user
     language = resolve_language(
-        asking.chosen, user.language_code if user is not None else None, spoken, previous
+        asking.chosen, user.language_code if user is not None else None, question, previous
     )
     if not question or asking.limited is None:
         await _send_help(update, context, language)

@@ -120,6 +120,10 @@ REPLY_LANGUAGE_CASES = [
     (None, "zh-hans", "", None, "zh-Hans"),
     (None, "en", "3.2", None, "en"),
     (None, "zh-hant", "3.2", "zh-Hans", "zh-Hant"),
+    (None, "zh-hans", "/clause ３.２", None, "zh-Hans"),  # a command word is not English
+    (None, "en", "/clause@contract_bot 3.2", None, "en"),
+    (None, "en", "/term 违约金", None, "zh-Hans"),
+    (None, "zh-hans", "/term liquidated damages", None, "en"),
     (None, "de", "", None, "zh-Hans"),
     (None, None, "", None, "zh-Hans"),
 ]
