@@ -259,33 +259,30 @@ class Outcome:
     answer: Answer
 
 
-class _Prefetched:
-    """A retriever whose ``search`` returns results computed beforehand in one batch (so the
-    answer layer runs on them without embedding each question again)."""
-
-    def __init__(self, retriever: Retriever, results: dict[str, Retrieval]) -> None:
-        self.retriever = retriever
-        self.results = results
-
-    @property
-    def knowledge(self) -> Any:
-        return self.retriever.knowledge
-
-    def search(self, question: str, k: int = 5) -> Retrieval:
-        found = self.results.get(question)
-        return found if found is not None else self.retriever.search(question, k)
+#: How many hits the answer composition asks for (``Retriever.search``'s default).
+ANSWER_K = 5
 
 
 def run(retriever: Retriever, questions: Sequence[DevQuestion], k: int = 10) -> list[Outcome]:
-    """Retrieval and the whole answer (intents, not-stated, abstention) for each question."""
+    """Retrieval and the whole answer (intents, not-stated, abstention) for each question: the
+    questions searched in one batch, the answers composed through the bot's own batch view
+    (``Precomputed``) from the retrieval the bot would hand them, its first ``ANSWER_K`` hits."""
     from bot.answers.compose import answer
+    from bot.telegram.batching import Precomputed
 
     texts = [q.text for q in questions]
     results = retriever.search_many(texts, k=k)
-    prefetched = _Prefetched(retriever, dict(zip(texts, results, strict=True)))
-    return [
-        Outcome(q, r, answer(q.text, prefetched)) for q, r in zip(questions, results, strict=True)
-    ]
+    view = Precomputed(
+        retriever,
+        {
+            # A clause reference returns all its items whatever k is; a search its first k.
+            (text, ANSWER_K): r
+            if r.hits and r.hits[0].via == "reference"
+            else replace(r, hits=r.hits[:ANSWER_K])
+            for text, r in zip(texts, results, strict=True)
+        },
+    )
+    return [Outcome(q, r, answer(q.text, view)) for q, r in zip(questions, results, strict=True)]
 
 
 @dataclass(frozen=True)
