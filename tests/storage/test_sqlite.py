@@ -10,26 +10,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from test_sql import _answer
 
 from bot.storage.base import StorageError
 from bot.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, default_key_file
 from bot.storage.sqlite import SqliteStorage as Storage
-from bot.types import Answer, Citation
-
-
-def _answer(question: str, *, abstained: bool = False, language: str = "zh-Hans") -> Answer:
-    citations = (
-        () if abstained else (Citation("2.1", "clause", 0.8), Citation("5.1", "clause", 0.4))
-    )
-    return Answer(
-        question=question,
-        language=language,  # type: ignore[arg-type]
-        abstained=abstained,
-        confidence=0.1 if abstained else 0.8,
-        intent="abstain" if abstained else "question",
-        citations=citations,
-        related=() if abstained else ("5.1", "6.1"),
-    )
 
 
 def test_created_on_first_use_with_schema_and_wal(tmp_path: Path) -> None:
