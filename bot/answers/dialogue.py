@@ -818,12 +818,12 @@ def topic_line(topic: str, language: Language) -> str:
     return t("dialogue.topic", language, topic=text)
 
 
-class _Prepared:
-    """A retriever whose ``search`` returns one retrieval computed beforehand, so that
-    ``compose.answer`` runs its intents on the user's own words and composes from the
-    retrieval in context; ``used`` tells whether it got that far."""
+class _Watched:
+    """A retriever that notes whether ``compose.answer`` searched at all (``used``); with a
+    ``retrieval`` computed beforehand (the question in context) its ``search`` returns that, so
+    the intents run on the user's own words and the answer is composed from the context's."""
 
-    def __init__(self, retriever: RetrieverLike, retrieval: Retrieval) -> None:
+    def __init__(self, retriever: RetrieverLike, retrieval: Retrieval | None = None) -> None:
         self._retriever = retriever
         self._retrieval = retrieval
         self.used = False
@@ -834,22 +834,8 @@ class _Prepared:
 
     def search(self, question: str, k: int = 5) -> Retrieval:
         self.used = True
-        return self._retrieval
-
-
-class _Watched:
-    """A retriever that notes whether ``compose.answer`` searched at all."""
-
-    def __init__(self, retriever: RetrieverLike) -> None:
-        self._retriever = retriever
-        self.used = False
-
-    @property
-    def knowledge(self) -> KnowledgeLike:
-        return self._retriever.knowledge
-
-    def search(self, question: str, k: int = 5) -> Retrieval:
-        self.used = True
+        if self._retrieval is not None:
+            return self._retrieval
         return self._retriever.search(question, k)
 
 
@@ -920,7 +906,7 @@ def answer_turn(
             )
         else:
             retrieval = replace(alone, hits=alone.hits[:5])
-        prepared = _Prepared(retriever, retrieval)
+        prepared = _Watched(retriever, retrieval)
         result = answer(question, prepared, language=language, parameters=parameters)
         searched = prepared.used
         if not searched:  # an explicit lookup ("3.2", "目录", "怎么投诉") needs no context
