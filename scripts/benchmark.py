@@ -300,11 +300,6 @@ def startup_rows(settings: Settings, runs: int = 3) -> list[tuple[str, str]]:
 # Load: the real Telegram process against the emulator
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _proc_memory_mb(pid: int) -> dict[str, float]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -406,9 +401,10 @@ class LoadBot:
         """Ask one question (from a new user) at each offset in seconds from now; wait until
         all are answered, or replies stop for 10 s, or ``tail`` s after the last question."""
         from emulator import make_user
+        from loadgen import cpu_seconds
 
         pid = self.process.pid
-        cpu_before = _proc_cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         chats = []
         start = time.monotonic()
         for n, offset in enumerate(offsets):
@@ -429,7 +425,7 @@ class LoadBot:
             if done == len(chats) or now - progress > 10 or now - last_asked > tail:
                 break
             await asyncio.sleep(0.05)
-        cpu = _proc_cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
         replies = [self.replied[c] for c in chats if c in self.replied]
         latencies = [self.replied[c] - self.asked[c] for c in chats if c in self.replied]
         seconds = (max(replies) - start) if replies else 1.0

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from emulator import BotApiEmulator  # noqa: E402
 from evaluate import load_devset  # noqa: E402
-from loadgen import LoadResult, offer  # noqa: E402
+from loadgen import LoadResult, cpu_seconds, offer  # noqa: E402
 from servers import free_port, nginx_proxy, postgres_server, wait_for_port  # noqa: E402
 
 SECRET = "benchmark-secret-token"
@@ -109,13 +109,8 @@ async def _set_webhook(emu: BotApiEmulator, url: str) -> None:
 
 
 def _cpu_seconds(processes: Sequence[asyncio.subprocess.Process]) -> float:
-    """User + system CPU of the replicas so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for process in processes:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    """User + system CPU of the replicas so far."""
+    return sum(cpu_seconds(process.pid) for process in processes)
 
 
 def _line(count: int, label: str, result: LoadResult, cpu: float) -> str:
