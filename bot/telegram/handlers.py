@@ -207,19 +207,21 @@ async def cmd_term(update: Update, context: Context) -> None:
     await reply_html(update, context, html.escape(t("tg_terms_intro", language)), keyboard)
 
 
-async def cmd_complaint(update: Update, context: Context) -> None:
+async def _answer_command(update: Update, context: Context, command: str) -> None:
+    """A command the answer layer answers by itself, in the user's language (rate-limited)."""
     language = await language_of(state_of(context), update.effective_user)
     if await _rate_limited(update, context, language):
         return
-    await _answer_and_send(update, context, "/complaint", language, source="command")
+    await _answer_and_send(update, context, command, language, source="command")
+
+
+async def cmd_complaint(update: Update, context: Context) -> None:
+    await _answer_command(update, context, "/complaint")
 
 
 async def cmd_gaps(update: Update, context: Context) -> None:
     """What the agreement does not cover, or covers only in part (the coverage map)."""
-    language = await language_of(state_of(context), update.effective_user)
-    if await _rate_limited(update, context, language):
-        return
-    await _answer_and_send(update, context, "/gaps", language, source="command")
+    await _answer_command(update, context, "/gaps")
 
 
 async def cmd_lang(update: Update, context: Context) -> None:
