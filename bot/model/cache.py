@@ -26,8 +26,9 @@ MARKER = ".complete"
 CONVERTER_VERSION = 2
 FIX_COMMAND = "run `make setup` or `.venv/bin/python scripts/fetch_model.py`"
 #: Bump when the ONNX export changes (graph, optimisation, quantization): exports are redone once.
-#: 2: weights as external data (memory-mapped at load).
-EXPORTER_VERSION = 2
+#: 2: weights as external data (memory-mapped at load). 3: every matrix product int8, word
+#: embeddings fp32.
+EXPORTER_VERSION = 3
 #: The model file of each ONNX backend inside ``onnx_dir``.
 ONNX_FILES = {"onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}
 #: Tokenization, prompts and pooling of the export (written by the exporter, read at start-up).

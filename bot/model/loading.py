@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 class Encoder(Protocol):
-    """What embeds questions: a ``SentenceTransformer`` or an ``OnnxEncoder``."""
+    """What embeds questions: a ``SentenceTransformer``, an ``OnnxEncoder`` or a ``Rechecked``
+    pair of them."""
 
     def encode_query(
         self,
@@ -41,9 +42,11 @@ def load_encoder(settings: Settings) -> Encoder:
     import neither torch nor sentence-transformers."""
     if settings.embedding_backend == "torch":
         return load_model(settings)
-    from bot.model.onnx_encoder import OnnxEncoder
+    from bot.model.onnx_encoder import OnnxEncoder, Rechecked
 
     check_model_directory(settings)
+    if settings.embedding_backend == "onnx-int8" and settings.int8_recheck:
+        return Rechecked.load(settings)
     return OnnxEncoder.load(settings)
 
 

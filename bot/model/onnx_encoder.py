@@ -140,3 +140,34 @@ class OnnxEncoder:
         if self.config.get("normalize", True):
             vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         return vector.astype(np.float32)
+
+
+class Rechecked:
+    """The int8 model for every question, with the fp32 export beside it as ``exact``: the
+    retriever embeds a question again with ``exact`` when its decision is close enough for the
+    int8 model's small error to change it (``bot.search.retrieval.RECHECK``,
+    ``BOT_INT8_RECHECK``). Most questions pay the int8 model's cost only; every answer is the
+    one the fp32 model would give, wherever the int8 one could differ."""
+
+    def __init__(self, fast: OnnxEncoder, exact: OnnxEncoder) -> None:
+        self.fast = fast
+        self.exact = exact
+
+    @classmethod
+    def load(cls, settings: Settings) -> Rechecked:
+        return cls(
+            OnnxEncoder.load(settings.model_copy(update={"embedding_backend": "onnx-int8"})),
+            OnnxEncoder.load(settings.model_copy(update={"embedding_backend": "onnx"})),
+        )
+
+    def __repr__(self) -> str:
+        return f"Rechecked({self.fast!r}, exact={self.exact!r})"
+
+    def get_embedding_dimension(self) -> int:
+        return self.fast.get_embedding_dimension()
+
+    def encode_query(self, texts: str | Sequence[str], **options: Any) -> np.ndarray:
+        return self.fast.encode_query(texts, **options)
+
+    def encode_document(self, texts: str | Sequence[str], **options: Any) -> np.ndarray:
+        return self.exact.encode_document(texts, **options)

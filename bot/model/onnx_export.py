@@ -7,15 +7,17 @@ norms, bias + GELU), kept as the fp32 model; and ONNX Runtime's dynamic quantiza
 (``onnxruntime.quantization.quantize_dynamic``: int8 weights per output channel, activations
 quantized per call) for the int8 model.
 
-The int8 model keeps the feed-forward output projections (the MatMuls fed by a GELU) in fp32.
-Their inputs have the widest range of any activation in the model, and one uint8 scale for a
-whole tensor loses them: with those quantized too, the embeddings' cosine with
-sentence-transformers' was 0.9966 on average (0.9916 at worst) on the 520 evaluation questions;
-kept in fp32, 0.9990 (0.9983), with two thirds of the weights still int8. That still ranks
-another item first on 8 of the 520 (most of them out-of-scope questions, where the nearest
-topics are near-ties), short of the fidelity gate (``tests/test_fidelity.py``), so the bot
-serves the fp32 model by default (``BOT_EMBEDDING_BACKEND=onnx``); the int8 one is
-``onnx-int8`` (measured 2026-12-01).
+The int8 model quantizes every MatMul and the fused attention's projections (the matrix
+products, nearly all of the work); the word embeddings stay fp32 (a lookup, no faster in int8,
+and mapped from disk, so only the rows a question touches are resident). Its vectors differ
+slightly from sentence-transformers' (cosine 0.997 on average), enough to rank another item first
+on 20 of 992 evaluation questions, nearly all near-ties, short of the fidelity gate
+(``tests/test_fidelity.py``) on its own. So the bot serves it checked (``BOT_INT8_RECHECK``,
+``bot.model.onnx_encoder.Rechecked``): a question whose decision is near its turning point is
+embedded again by the fp32 model (measured 2026-12-02: 5.0 ms a question in int8, 10.3 ms in
+fp32, one thread; about one question in six checked). An earlier export kept the feed-forward
+output projections in fp32 (cosine 0.9990) at 6.9 ms a question, and still missed the gate alone
+(976 / 992).
 
 Pooling and normalization stay outside the graph (``bot.model.onnx_encoder`` does them); what it
 needs (prompts, pooling, maximum length, padding) is written to ``encoder.json`` with a copy of
@@ -45,8 +47,8 @@ from bot.model.cache import (
 log = logging.getLogger(__name__)
 
 OPSET = 17
-#: Activations whose consumer MatMul stays in fp32 in the int8 model (see the module docstring).
-FP32_AFTER = frozenset({"Gelu", "BiasGelu", "FastGelu"})
+#: What the int8 model quantizes (see the module docstring): the matrix products.
+QUANTIZED_OPS = ("MatMul", "Attention")
 
 
 def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
@@ -105,7 +107,6 @@ def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
     # touches (a loaded fp32 session: 141 MB resident instead of 574 MB; measured 2026-12-01).
     optimized.save_model_to_file(str(fp32), use_external_data_format=True)
     raw.unlink()
-    keep_fp32 = _fed_by(optimized.model, FP32_AFTER)
     del optimized
     optimised = time.perf_counter()
 
@@ -123,7 +124,7 @@ def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
             target / ONNX_FILES["onnx-int8"],
             weight_type=QuantType.QInt8,
             per_channel=True,
-            nodes_to_exclude=keep_fp32,
+            op_types_to_quantize=list(QUANTIZED_OPS),
             use_external_data_format=True,
             # Fused operators (Attention, SkipLayerNormalization) are outside ONNX's shape
             # inference; their outputs are float.
@@ -150,7 +151,7 @@ def export_onnx(model_dir: Path, target: Path) -> dict[str, Any]:
         "quantization": {
             "method": "onnxruntime.quantization.quantize_dynamic",
             "weights": "int8, per channel",
-            "fp32_nodes": sorted(keep_fp32),
+            "ops": list(QUANTIZED_OPS),
         },
         "fused": {k: v for k, v in fused.items() if v},
         "opset": OPSET,
@@ -196,17 +197,6 @@ def _encoder_config(model: Any, model_dir: Path) -> dict[str, Any]:
         "dimension": int(model.get_embedding_dimension()),
         "heads": int(transformer.config.num_attention_heads),
     }
-
-
-def _fed_by(model: Any, producers: frozenset[str]) -> list[str]:
-    """Names of the MatMul nodes of ``model`` (an ONNX ModelProto) whose first input is the
-    output of a node of a type in ``producers``."""
-    made_by = {out: node.op_type for node in model.graph.node for out in node.output}
-    return [
-        node.name
-        for node in model.graph.node
-        if node.op_type == "MatMul" and made_by.get(node.input[0]) in producers
-    ]
 
 
 def _versions() -> dict[str, str]:

@@ -107,6 +107,57 @@ def test_search_many_matches_search(retriever: Retriever) -> None:
         assert result.confidence == pytest.approx(single.confidence, abs=1e-3)
 
 
+class _Counting:
+    """An encoder that counts the texts it embeds (to see what the retriever re-embeds)."""
+
+    def __init__(self, encoder: object) -> None:
+        self.encoder = encoder
+        self.texts: list[str] = []
+
+    def encode_query(self, texts: list[str], **options: object) -> object:
+        self.texts.extend(texts)
+        return self.encoder.encode_query(texts, **options)  # type: ignore[attr-defined]
+
+
+class _Pair:
+    def __init__(self, fast: object, exact: object) -> None:
+        self.fast, self.exact = fast, exact
+
+    def encode_query(self, texts: list[str], **options: object) -> object:
+        return self.fast.encode_query(texts, **options)  # type: ignore[attr-defined]
+
+
+def test_only_near_decisions_are_embedded_again(retriever: Retriever) -> None:
+    """With a checking twin beside the fast model, exactly the questions whose decision is near
+    its turning point are embedded a second time, and get the twin's scores."""
+    import copy
+
+    exact = getattr(retriever.model, "exact", retriever.model)
+    questions = [
+        "甲方不按时付款怎么办？",
+        "How do I complain about the service?",
+        "今天天气怎么样",
+        "合同到期以后还要保密吗",
+        "who pays for the spare parts",
+        "服務費怎麼付",
+        "乙方可以把工作外包给别人吗",
+        "what if nobody fixes it",
+    ]
+    alone = copy.copy(retriever)
+    alone.model = exact  # type: ignore[assignment]
+    reference = alone.score_many(questions)
+    close = [q for q, s in zip(questions, reference, strict=True) if retriever._close(s)]
+    assert 0 < len(close) < len(questions), "the questions should include near and clear ones"
+
+    checked = copy.copy(retriever)
+    twin = _Counting(exact)
+    checked.model = _Pair(fast=exact, exact=twin)  # type: ignore[assignment]
+    scored = checked.score_many(questions)
+    assert len(twin.texts) == len(close)
+    for a, b in zip(reference, scored, strict=True):
+        assert list(a.fused) == pytest.approx(list(b.fused), abs=1e-5)
+
+
 @pytest.mark.parametrize("question", ["", "   ", "？？？"])
 def test_empty_questions_abstain_without_hits(retriever: Retriever, question: str) -> None:
     result = retriever.search(question)
