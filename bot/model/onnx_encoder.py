@@ -28,6 +28,7 @@ from bot.model.cache import ENCODER_CONFIG, FIX_COMMAND, ONNX_FILES, ModelFetchE
 
 if TYPE_CHECKING:
     import numpy as np
+    from tokenizers import Tokenizer
 
     from bot.settings import Settings
 
@@ -36,7 +37,13 @@ class OnnxEncoder:
     """Query and passage embeddings from an ONNX export (the subset of sentence-transformers'
     ``encode_query`` / ``encode_document`` that the bot uses)."""
 
-    def __init__(self, directory: Path, model_file: str, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        model_file: str,
+        threads: int | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -46,9 +53,13 @@ class OnnxEncoder:
             (directory / ENCODER_CONFIG).read_text(encoding="utf-8")
         )
         self.prompts: dict[str, str] = dict(self.config.get("prompts", {}))
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(self.config["max_seq_length"]))
-        self.tokenizer.no_padding()
+        if tokenizer is None:
+            # Loaded, the model's 250k-piece tokenizer takes about 290 MB: an encoder of the
+            # same export (``Rechecked``) is given this one instead of loading its own.
+            tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            tokenizer.enable_truncation(int(self.config["max_seq_length"]))
+            tokenizer.no_padding()
+        self.tokenizer = tokenizer
         options = ort.SessionOptions()
         # ``threads`` None: one per available core, for the lowest latency of a lone question.
         # The bot passes 1 (BOT_ONNX_THREADS): a short question's operators are too small to
@@ -78,9 +89,10 @@ class OnnxEncoder:
         )
 
     @classmethod
-    def load(cls, settings: Settings) -> OnnxEncoder:
+    def load(cls, settings: Settings, tokenizer: Tokenizer | None = None) -> OnnxEncoder:
         """The export for ``settings.embedding_backend`` (``onnx`` or ``onnx-int8``), checked to
-        be complete and made from the configured model's current files."""
+        be complete and made from the configured model's current files (``tokenizer``: that of
+        another encoder of the same export, to share)."""
         from bot.model.cache import onnx_problem
 
         problem = onnx_problem(settings)
@@ -90,6 +102,7 @@ class OnnxEncoder:
             onnx_dir(settings),
             ONNX_FILES[settings.embedding_backend],
             threads=settings.onnx_threads or None,
+            tokenizer=tokenizer,
         )
 
     def __repr__(self) -> str:
@@ -155,10 +168,11 @@ class Rechecked:
 
     @classmethod
     def load(cls, settings: Settings) -> Rechecked:
-        return cls(
-            OnnxEncoder.load(settings.model_copy(update={"embedding_backend": "onnx-int8"})),
-            OnnxEncoder.load(settings.model_copy(update={"embedding_backend": "onnx"})),
+        fast = OnnxEncoder.load(settings.model_copy(update={"embedding_backend": "onnx-int8"}))
+        exact = OnnxEncoder.load(
+            settings.model_copy(update={"embedding_backend": "onnx"}), tokenizer=fast.tokenizer
         )
+        return cls(fast, exact)
 
     def __repr__(self) -> str:
         return f"Rechecked({self.fast!r}, exact={self.exact!r})"
