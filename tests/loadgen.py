@@ -190,6 +190,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _evaluation_questions() -> list[str]:
+    """Every evaluation question once (different questions, as users send them)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from evaluate import load_devset
+
+    return [q.text for q in load_devset()]
+
+
 async def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Offer a load to `contract-bot telegram`.")
     parser.add_argument("--rate", type=float, default=20.0, help="questions per second")
@@ -197,15 +205,24 @@ async def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=0, help="this many questions at once")
     parser.add_argument("--limiter-off", action="store_true", help="BOT_SEND_RATE_LIMIT=0")
     parser.add_argument("--wait", type=float, default=60.0)
+    parser.add_argument(
+        "--repeated",
+        action="store_true",
+        help="the eight questions above, repeated (a batch embeds a repeat once: flattering); "
+        "default: every evaluation question once, in turn",
+    )
     args = parser.parse_args(argv)
     env = {"BOT_SEND_RATE_LIMIT": "0"} if args.limiter_off else {}
+    questions: Sequence[str] = QUESTIONS if args.repeated else _evaluation_questions()
     async with BotApiEmulator() as emu, bot_process(emu, env=env) as bot:
         await offer(emu, count=len(QUESTIONS), wait=60)  # warm up
         cpu = cpu_seconds(bot.pid)
         if args.burst:
-            result = await offer(emu, count=args.burst, wait=args.wait)
+            result = await offer(emu, count=args.burst, wait=args.wait, questions=questions)
         else:
-            result = await offer(emu, rate=args.rate, seconds=args.seconds, wait=args.wait)
+            result = await offer(
+                emu, rate=args.rate, seconds=args.seconds, wait=args.wait, questions=questions
+            )
         cpu = cpu_seconds(bot.pid) - cpu
     print(f"{result.summary()}, bot CPU {1000 * cpu / max(result.answered, 1):.1f} ms/answer")
     return 0 if result.lost == 0 else 1

@@ -56,6 +56,7 @@ from bot.telegram.handlers import (
     on_unknown_command,
 )
 from bot.telegram.privacy import cmd_forget, cmd_privacy
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.runtime import serve_until_signal
 from bot.telegram.send import ReliableSender, RetryPolicy
 from bot.telegram.state import BotState, load_errors, load_retriever
@@ -153,8 +154,8 @@ def build_application(
         .token(settings.telegram_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .rate_limiter(sender)
-        .connection_pool_size(SEND_CONNECTIONS)
-        .pool_timeout(POOL_TIMEOUT)
+        .request(AiohttpRequest(SEND_CONNECTIONS, pool_timeout=POOL_TIMEOUT))
+        .get_updates_request(AiohttpRequest(1))  # unused: bot.telegram.runtime polls
         .updater(None)  # bot.telegram.runtime fetches the updates
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)

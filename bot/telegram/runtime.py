@@ -37,9 +37,9 @@ from urllib.parse import urlencode, urlparse
 
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.request import HTTPXRequest
 
 from bot.settings import Settings
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.send import RetryPolicy, retry_after_seconds
 from bot.telegram.state import RELOAD_POLL, BotState, index_build, load_errors
 
@@ -170,9 +170,7 @@ class Poller:
         self.policy = policy or RetryPolicy(base_delay=1.0, max_delay=30.0)
         self.next_id = 0  # one more than the newest update fetched
         self.polls = 0
-        self._request = HTTPXRequest(
-            connection_pool_size=1, read_timeout=long_poll + 10.0, connect_timeout=10.0
-        )
+        self._request = AiohttpRequest(1, read_timeout=long_poll + 10.0, connect_timeout=10.0)
         self._stopping = asyncio.Event()
         self._conflict = False
         self.task: asyncio.Task[None] | None = None  # set by ``running``
@@ -294,7 +292,7 @@ class Poller:
         """Tell Telegram which updates are handled (all below the oldest unfinished one)."""
         if self.next_id == 0:
             return  # nothing was fetched
-        request = HTTPXRequest(connection_pool_size=1, read_timeout=10.0)
+        request = AiohttpRequest(1, read_timeout=10.0)
         await request.initialize()
         self._request = request
         try:
