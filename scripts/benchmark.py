@@ -35,6 +35,7 @@ import asyncio
 import dataclasses
 import functools
 import itertools
+import json
 import os
 import random
 import resource
@@ -506,6 +507,35 @@ async def load_rows(
     return rows
 
 
+def lean_load_rows(work: Path, seconds: float) -> list[tuple[str, str]]:
+    """The load section in a process of its own: the driver (and the emulator it runs) then
+    holds no torch, no model and none of the other backends, and shares the cores with the
+    bot only as a load generator must."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--load-only", str(work), "--load-seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        return [("load", f"failed: {result.stderr[-500:]}")]
+    return [(str(a), str(b)) for a, b in json.loads(result.stdout.splitlines()[-1])]
+
+
+def _load_only(work: Path, seconds: float) -> int:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from evaluate import load_devset
+
+    settings = Settings().model_copy(
+        update={"index_dir": work / "index", "knowledge_dir": work / "knowledge"}
+    )
+    questions = [q.text for q in load_devset()]
+    rows = asyncio.run(load_rows(settings, work, questions, seconds))
+    print(json.dumps(rows, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="synthetic sizes, comma-separated")
@@ -514,7 +544,14 @@ def main(argv: list[str] | None = None) -> int:
         "--load-seconds", type=float, default=4.0, help="seconds each offered load lasts"
     )
     parser.add_argument("--skip", default="", help=f"sections to skip: {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--load-only",
+        metavar="WORK",
+        help=argparse.SUPPRESS,  # the load section in its own process (see lean_load_rows)
+    )
     args = parser.parse_args(argv)
+    if args.load_only:
+        return _load_only(Path(args.load_only), args.load_seconds)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(SECTIONS):
@@ -581,8 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         if "startup" not in skip:
             rows.extend(startup_rows(settings))
         if "load" not in skip:
-            all_questions = [q.text for q in load_devset()]
-            rows.extend(asyncio.run(load_rows(settings, work, all_questions, args.load_seconds)))
+            rows.extend(lean_load_rows(work, args.load_seconds))
 
         if "scaling" not in skip:
             from bot.model.loading import load_encoder
