@@ -65,6 +65,7 @@ FollowUpKind = Literal[
     "party",
     "conditional",
     "continues",
+    "elided",
 ]
 
 #: At most this many Chinese characters (openers and particles aside) is too short to stand
@@ -133,6 +134,8 @@ class Merge:
     #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
     consequence_prior: float = 0.1
     consequence_penalty: float = 0.1
+    #: After a term, a follow-up not asking what it means: the clauses using it gain this.
+    term_prior: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
     structure: bool = True
     context: Literal["thread", "last"] = "thread"
@@ -155,10 +158,20 @@ _OTHER_SIDE = re.compile(
 )
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
+#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off.
 _ZH_OPENER = re.compile(
-    r"^(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*"
+    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*)+"
 )
-_EN_OPENER = re.compile(r"^(?:and|then|so|but|also|or|ok|okay|well)\b[,\s]*")
+_EN_OPENER = re.compile(r"^(?:(?:and|then|so|but|also|or|ok|okay|well|hmm|oh)\b[,\s]*)+")
+#: A Chinese question whose first word (openers and 我们 aside) is a modal or auxiliary verb has
+#: no subject: Chinese drops the subject it shares with the question before ("可以直接停服务吗"
+#: after a question about late payment, "要双方都签吗" after the supplementary agreements).
+#: Not 要是 (a condition, its own cue).
+_ZH_ELIDED = re.compile(
+    r"^(?:我们|我方|咱们)?(?:要(?!是)|得(?!到)|需要|需|须|必须|可以|可不可以|能|能不能|能否|可否"
+    r"|应该|应当|该|会不会|是否|是不是|用不用|要不要|需不需要|使唔使|要唔要|可唔可以|会唔会"
+    r"|洗唔洗|得唔得|驶唔驶)"
+)
 _THE_AGREEMENT = r"(?:这|此|本|该)(?:个|份)?(?:协议|合同|合约)"
 #: Pronouns and demonstratives that point back (not at the agreement: "这个合同").
 _ZH_REFERS = re.compile(
@@ -261,6 +274,7 @@ class Cues:
     bare_party: bool = False  # nothing but a party ("那乙方呢？", "what about Party B?")
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
     other_side: bool = False  # "反过来呢": the other party, not named
+    elided: bool = False  # "要双方都签吗": a modal verb first, the subject left to the context
     english: bool = False
 
 
@@ -314,6 +328,7 @@ def cues(question: str) -> Cues:
     norm = normalize(question).strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
     english = not re.search(r"[\u3400-\u9fff]", norm)
     party = focus_party(norm)
+    elided = False
     if english:
         body = _EN_OPENER.sub("", norm)
         pronoun = _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
@@ -330,6 +345,7 @@ def cues(question: str) -> Cues:
         without_agreement = re.sub(_THE_AGREEMENT, "", body)
         elliptical = body.endswith("呢") and not _ZH_QUESTION.search(body)
         pronoun = _points_back(_ZH_REFERS, without_agreement)
+        elided = bool(_ZH_ELIDED.match(body))
         refers = bool(pronoun or _ZH_ADDS.search(body) or elliptical)
         fragment = False
         length = len(re.findall(r"[\u3400-\u9fff]", re.sub(r"[呢吗吧啊呀嘛]$", "", body)))
@@ -360,6 +376,7 @@ def cues(question: str) -> Cues:
         bare_party=bare_party,
         conditional=conditional,
         other_side=bool(_OTHER_SIDE.search(norm)),
+        elided=elided,
         english=english,
     )
 
@@ -396,6 +413,8 @@ def follow_up_kind(
         return "no-topic"
     if own:
         return ""
+    if c.elided:
+        return "elided"
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
     elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
@@ -651,6 +670,11 @@ def contextual_retrieval(
             # again (which the question in context finds first).
             add(follows, merge.consequence_prior)
             add([context.item_id], -merge.consequence_penalty)
+        elif (term_clauses := clauses_using(main, question, knowledge)) and merge.term_prior:
+            # After a term's definition, a question that does not ask what it means asks what
+            # the agreement provides about it: the clauses the term is defined for
+            # ("協議哪一條有講要付" after 违约金, "正文里具体怎么约定的" after 争议解决).
+            add(term_clauses, merge.term_prior)
         elif not related:  # "what's the remedy?" asks for what the item links to, not the item
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
@@ -703,6 +727,7 @@ def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
     return Retrieval(query=base.query, hits=hits, confidence=base.confidence, abstain=base.abstain)
 
 
+_DEFINITION = re.compile(r"什么意思|定义|指什么|是指|mean|defin")
 #: What a follow-up asks about the previous item, by the relation of the knowledge's links.
 _RELATIONS = (
     (
@@ -720,8 +745,15 @@ _RELATIONS = (
             r"|what (?:should|can|do)|handle|deal|steps|procedure"
         ),
     ),
-    ("document", re.compile(r"附件|文件|表格|attachment|document|annex|form\b")),
-    ("definition", re.compile(r"什么意思|定义|指什么|是指|mean|defin")),
+    # The kinds of document the attachments are (standards, vouchers, manuals, sheets).
+    (
+        "document",
+        re.compile(
+            r"附件|文件|表格|标准|凭证|说明书|参数表|清单"
+            r"|attachment|document|annex|form\b|standards?\b|voucher|manual|sheet|\blist\b"
+        ),
+    ),
+    ("definition", _DEFINITION),
     ("obligation", re.compile(r"义务|职责|duty|duties|obligat")),
 )
 
@@ -767,6 +799,19 @@ def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
             out |= {b.to for b in breach.links if b.rel in steps}
     out.discard(item_id)
     return frozenset(out)
+
+
+def clauses_using(item: Item | None, question: str, knowledge: KnowledgeLike) -> tuple[str, ...]:
+    """The clauses a term (``item``) is linked to, unless ``question`` asks what it means."""
+    if item is None or item.kind != "term":
+        return ()
+    if _DEFINITION.search(normalize(question)):
+        return ()
+    return tuple(
+        link.to
+        for link in item.links
+        if (target := knowledge.get(link.to)) is not None and target.kind == "clause"
+    )
 
 
 def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
