@@ -685,7 +685,7 @@ def contextual_retrieval(
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
             scores[target] = max(scores.values()) + 1.0
-    return _ranked(scores, together, k), understood
+    return _ranked(scores, together, k, alone), understood
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
@@ -702,9 +702,12 @@ def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
     return scores
 
 
-def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
+def _ranked(
+    scores: dict[str, float], base: Retrieval, k: int, alone: Retrieval | None = None
+) -> Retrieval:
     """The top ``k`` of ``scores`` as a retrieval with ``base``'s confidence (and its not-stated
-    outcome while the best item stays the same)."""
+    outcome while the best item stays the same, unless the question's own words, ``alone``,
+    are answered: then what the agreement does not say came from an earlier question)."""
     known = {hit.item_id: hit for hit in base.hits}
     order = sorted(scores, key=lambda i: -scores[i])[:k]
     hits = tuple(
@@ -718,6 +721,7 @@ def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
     )
     if (
         base.coverage == "not_stated"
+        and (alone is None or alone.coverage != "answered")
         and hits
         and base.hits
         and hits[0].item_id == base.hits[0].item_id
@@ -741,8 +745,9 @@ _RELATIONS = (
     (
         "procedure",
         re.compile(
-            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程"
-            r"|what (?:should|can|do)|handle|deal|steps|procedure"
+            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程|解决"
+            r"|what (?:should|can|do)|how (?:do|can|should|would) (?:we|i|they|you)\b|handle|deal"
+            r"|steps|procedure|settle|resolv"
         ),
     ),
     # The kinds of document the attachments are (standards, vouchers, manuals, sheets).
@@ -769,7 +774,7 @@ _FAILURE = re.compile(
 #: "what if it keeps happening?", "嚴重嘅話呢".
 _AFTERMATH = re.compile(
     r"后果|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
-    r"|(?<![a-z])(?:consequen|what happens|keeps?\b|again\b|repeated|next\b)"
+    r"|(?<![a-z])(?:consequen|what happens|what if|keeps?\b|again\b|repeated|next\b)"
 )
 
 
