@@ -669,7 +669,7 @@ def contextual_retrieval(
             # "晚了呢？" after the payment time asks what follows its breach, not the clause
             # again (which the question in context finds first).
             add(follows, merge.consequence_prior)
-            add([context.item_id], -merge.consequence_penalty)
+            add(obligations_of(context.item_id, knowledge), -merge.consequence_penalty)
         elif (term_clauses := clauses_using(main, question, knowledge)) and merge.term_prior:
             # After a term's definition, a question that does not ask what it means asks what
             # the agreement provides about it: the clauses the term is defined for
@@ -803,6 +803,18 @@ def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
         if link.rel == "breach" and breach is not None:
             out |= {b.to for b in breach.links if b.rel in steps}
     out.discard(item_id)
+    return frozenset(out)
+
+
+def obligations_of(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """``item_id`` and the obligations its breaches break ("晚了会怎样" after the payment method
+    asks what follows late payment, not about the payment schedule either)."""
+    out = {item_id}
+    item = knowledge.get(item_id)
+    for link in item.links if item is not None else ():
+        breach = knowledge.get(link.to)
+        if link.rel == "breach" and breach is not None:
+            out |= {b.to for b in breach.links if b.rel == "obligation"}
     return frozenset(out)
 
 
