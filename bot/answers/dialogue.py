@@ -494,6 +494,10 @@ def neighbours(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
     out |= {
         other.id for other in knowledge.items if any(link.to == item_id for link in other.links)
     }
+    if item is not None and item.kind == "clause" and "." in item.id:
+        # Clauses of one article are neighbours too ("and for end users?" after 1.1 → 1.2).
+        section = item.id.split(".")[0] + "."
+        out |= {o.id for o in knowledge.items if o.kind == "clause" and o.id.startswith(section)}
     out.discard(item_id)
     return frozenset(out)
 
@@ -629,7 +633,8 @@ def contextual_retrieval(
     if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
         w = merge.party_own_weight
     if (
-        not bare
+        c.topic_words
+        and not alone.abstain
         and not party
         and merge.own_confidence is not None
         and alone.hits
@@ -637,8 +642,9 @@ def contextual_retrieval(
         and alone.hits[0].item_id in neighbours(context.item_id, knowledge)
     ):
         # Its own words confidently find an item next to the previous one ("how is it paid?"
-        # after the payment time): they decide; the context only kept it on the topic.
-        w = 1.0
+        # after the payment time, "and for end users?" after the scope): they decide; the
+        # context only kept it on the topic.
+        w, bare = 1.0, False
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
