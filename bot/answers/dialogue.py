@@ -417,7 +417,9 @@ def follow_up_kind(
         return "elided"
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
     elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
-    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
+    short = (
+        c.length <= (SHORT_WORDS if c.english else SHORT_HAN) or len(c.topic_words) <= 1
+    ) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
     if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
