@@ -134,6 +134,8 @@ class Merge:
     #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
     consequence_prior: float = 0.1
     consequence_penalty: float = 0.1
+    #: After a party switch, the previous item if it is about both sides gains this.
+    both_sides_prior: float = 0.05
     #: After a term, a follow-up not asking what it means: the clauses using it gain this.
     term_prior: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
@@ -666,8 +668,14 @@ def contextual_retrieval(
     if party:
         # The embedding hardly tells 甲方 from 乙方: set back the previous side's one-sided
         # items (the previous answer among them) and bring the other side's forward.
+        new_side = c.party or next((_OTHER[p] for p in previous_parties(context)[:1]), None)
+        if old_side is None and new_side is not None:
+            old_side = _OTHER[new_side]
         for i, side in list(sides()):
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
+        if main is not None and item_side(main) is None:
+            # A clause about both sides ("任何一方违约…") answers for the other side too.
+            add([main.id], merge.both_sides_prior)
     else:
         related = related_by(question, context.item_id, knowledge)
         follows = (
