@@ -779,6 +779,13 @@ _RELATIONS = (
 )
 
 
+#: Whether something exists, in a follow-up: what it asks for is a document the previous item
+#: has ("有没有配套的流程文件", "有付款凭证吗", "is there one about payments?").
+_EXISTS = re.compile(
+    r"^(?:(?:那么|那|还有|另外)[，,、\s]*)?有(?!权|效|关|限)|有没有|有冇"
+    r"|\b(?:is|are) there (?:a|an|any|one)\b"
+)
+
 #: An obligation not kept: being late, not doing it, a leak, a breach (zh-Hans after
 #: normalization; Cantonese 做唔到).
 _FAILURE = re.compile(
@@ -856,6 +863,8 @@ def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozens
         return frozenset()
     norm = normalize(question)
     rels = {rel for rel, pattern in _RELATIONS if pattern.search(norm)}
+    if _EXISTS.search(norm):  # "is there one about payments?": a document the item has
+        rels.add("document")
     out = {link.to for link in item.links if link.rel in rels}
     for link in item.links:
         breach = knowledge.get(link.to)
