@@ -16,8 +16,10 @@ a follow-up when it
 - is a *fragment* (English without a verb: "in what currency?", "only after what?");
 - names *no topic of its own*: nothing but parties, question words and generic verbs
   ("那乙方可以怎么处理", "要先做什么") — unless it asks who a party is;
+- is Chinese *without a subject*: a modal or auxiliary verb first ("要双方都签吗",
+  "可以直接停服务吗"), the subject left to the question before;
 - is *too short to stand alone* (at most ``SHORT_HAN`` Chinese characters or ``SHORT_WORDS``
-  English words) and its own best match is not strong;
+  English words, or at most one topic word) and its own best match is not strong;
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
@@ -35,7 +37,10 @@ Retrieval in context (``contextual_retrieval``) depends on what kind of follow-u
   question added, and the previous answer's one-sided items set back (the embedding model can
   hardly tell 甲方 from 乙方, so the swap alone would find the same items);
 - otherwise: the question alone and the two questions together, scored and mixed
-  (``MERGE``), with a prior for the previous main item and the items it links to.
+  (``MERGE``), with a prior for the previous main item and the items it links to (and the
+  clauses of its article); for the relation the question asks about (a standard, a voucher or
+  "is there one…?" asks for the item's documents); for what follows a failure (the obligations
+  it breaks set back); after a term, for the clauses that use it.
 
 The choices and their figures on the dev dialogues are in ``scripts/evaluate.py --dialogues``
 and the README.
