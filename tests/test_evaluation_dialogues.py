@@ -116,8 +116,9 @@ def test_heldout_wrong_merges_floor(heldout_results: list[object]) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "not met: held-out follow-up top-1 is 0.667 (dev 0.859, dev2 0.812); see README 'Follow-up "
-        "evaluation'. Strict: once the floor holds, this fails and the mark must go."
+        "not met at the last look: held-out follow-up top-1 0.667 (dev 0.859, dev2 0.812 then); "
+        "see README 'Follow-up evaluation'. Strict: once the floor holds, this fails and the "
+        "mark must go."
     ),
 )
 def test_heldout_follow_up_top1_floor(heldout_results: list[object]) -> None:
