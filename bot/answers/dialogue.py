@@ -16,8 +16,10 @@ a follow-up when it
 - is a *fragment* (English without a verb: "in what currency?", "only after what?");
 - names *no topic of its own*: nothing but parties, question words and generic verbs
   ("那乙方可以怎么处理", "要先做什么") — unless it asks who a party is;
+- is Chinese *without a subject*: a modal or auxiliary verb first ("要双方都签吗",
+  "可以直接停服务吗"), the subject left to the question before;
 - is *too short to stand alone* (at most ``SHORT_HAN`` Chinese characters or ``SHORT_WORDS``
-  English words) and its own best match is not strong;
+  English words, or at most one topic word) and its own best match is not strong;
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
@@ -35,7 +37,10 @@ Retrieval in context (``contextual_retrieval``) depends on what kind of follow-u
   question added, and the previous answer's one-sided items set back (the embedding model can
   hardly tell 甲方 from 乙方, so the swap alone would find the same items);
 - otherwise: the question alone and the two questions together, scored and mixed
-  (``MERGE``), with a prior for the previous main item and the items it links to.
+  (``MERGE``), with a prior for the previous main item and the items it links to (and the
+  clauses of its article); for the relation the question asks about (a standard, a voucher or
+  "is there one…?" asks for the item's documents); for what follows a failure (the obligations
+  it breaks set back); after a term, for the clauses that use it.
 
 The choices and their figures on the dev dialogues are in ``scripts/evaluate.py --dialogues``
 and the README.
@@ -65,6 +70,7 @@ FollowUpKind = Literal[
     "party",
     "conditional",
     "continues",
+    "elided",
 ]
 
 #: At most this many Chinese characters (openers and particles aside) is too short to stand
@@ -133,6 +139,10 @@ class Merge:
     #: remedies and procedures gain this, the previous item loses ``consequence_penalty``.
     consequence_prior: float = 0.1
     consequence_penalty: float = 0.1
+    #: After a party switch, the previous item if it is about both sides gains this.
+    both_sides_prior: float = 0.05
+    #: After a term, a follow-up not asking what it means: the clauses using it gain this.
+    term_prior: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
     structure: bool = True
     context: Literal["thread", "last"] = "thread"
@@ -155,10 +165,20 @@ _OTHER_SIDE = re.compile(
 )
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
+#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off.
 _ZH_OPENER = re.compile(
-    r"^(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*"
+    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*)+"
 )
-_EN_OPENER = re.compile(r"^(?:and|then|so|but|also|or|ok|okay|well)\b[,\s]*")
+_EN_OPENER = re.compile(r"^(?:(?:and|then|so|but|also|or|ok|okay|well|hmm|oh)\b[,\s]*)+")
+#: A Chinese question whose first word (openers and 我们 aside) is a modal or auxiliary verb has
+#: no subject: Chinese drops the subject it shares with the question before ("可以直接停服务吗"
+#: after a question about late payment, "要双方都签吗" after the supplementary agreements).
+#: Not 要是 (a condition, its own cue).
+_ZH_ELIDED = re.compile(
+    r"^(?:我们|我方|咱们)?(?:要(?!是)|得(?!到)|需要|需|须|必须|可以|可不可以|能|能不能|能否|可否"
+    r"|应该|应当|该|会不会|是否|是不是|用不用|要不要|需不需要|使唔使|要唔要|可唔可以|会唔会"
+    r"|洗唔洗|得唔得|驶唔驶)"
+)
 _THE_AGREEMENT = r"(?:这|此|本|该)(?:个|份)?(?:协议|合同|合约)"
 #: Pronouns and demonstratives that point back (not at the agreement: "这个合同").
 _ZH_REFERS = re.compile(
@@ -261,6 +281,7 @@ class Cues:
     bare_party: bool = False  # nothing but a party ("那乙方呢？", "what about Party B?")
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
     other_side: bool = False  # "反过来呢": the other party, not named
+    elided: bool = False  # "要双方都签吗": a modal verb first, the subject left to the context
     english: bool = False
 
 
@@ -314,6 +335,7 @@ def cues(question: str) -> Cues:
     norm = normalize(question).strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
     english = not re.search(r"[\u3400-\u9fff]", norm)
     party = focus_party(norm)
+    elided = False
     if english:
         body = _EN_OPENER.sub("", norm)
         pronoun = _points_back(_EN_REFERS, _EN_THE_AGREEMENT.sub("", body))
@@ -330,6 +352,7 @@ def cues(question: str) -> Cues:
         without_agreement = re.sub(_THE_AGREEMENT, "", body)
         elliptical = body.endswith("呢") and not _ZH_QUESTION.search(body)
         pronoun = _points_back(_ZH_REFERS, without_agreement)
+        elided = bool(_ZH_ELIDED.match(body))
         refers = bool(pronoun or _ZH_ADDS.search(body) or elliptical)
         fragment = False
         length = len(re.findall(r"[\u3400-\u9fff]", re.sub(r"[呢吗吧啊呀嘛]$", "", body)))
@@ -360,6 +383,7 @@ def cues(question: str) -> Cues:
         bare_party=bare_party,
         conditional=conditional,
         other_side=bool(_OTHER_SIDE.search(norm)),
+        elided=elided,
         english=english,
     )
 
@@ -396,9 +420,13 @@ def follow_up_kind(
         return "no-topic"
     if own:
         return ""
+    if c.elided:
+        return "elided"
     strong = alone is not None and bool(alone.hits) and alone.hits[0].dense >= STRONG_MATCH
     elsewhere_topic = alone is not None and not continues_topic(alone, context.item_id, NEW_TOPIC)
-    short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN) and not c.asks_who
+    short = (
+        c.length <= (SHORT_WORDS if c.english else SHORT_HAN) or len(c.topic_words) <= 1
+    ) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
     if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
@@ -475,6 +503,10 @@ def neighbours(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
     out |= {
         other.id for other in knowledge.items if any(link.to == item_id for link in other.links)
     }
+    if item is not None and item.kind == "clause" and "." in item.id:
+        # Clauses of one article are neighbours too ("and for end users?" after 1.1 → 1.2).
+        section = item.id.split(".")[0] + "."
+        out |= {o.id for o in knowledge.items if o.kind == "clause" and o.id.startswith(section)}
     out.discard(item_id)
     return frozenset(out)
 
@@ -610,7 +642,8 @@ def contextual_retrieval(
     if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
         w = merge.party_own_weight
     if (
-        not bare
+        c.topic_words
+        and not alone.abstain
         and not party
         and merge.own_confidence is not None
         and alone.hits
@@ -618,8 +651,9 @@ def contextual_retrieval(
         and alone.hits[0].item_id in neighbours(context.item_id, knowledge)
     ):
         # Its own words confidently find an item next to the previous one ("how is it paid?"
-        # after the payment time): they decide; the context only kept it on the topic.
-        w = 1.0
+        # after the payment time, "and for end users?" after the scope): they decide; the
+        # context only kept it on the topic.
+        w, bare = 1.0, False
     scores = _mix(((alone, w), (together, 1 - w)))
 
     def add(ids: Iterable[str], bonus: float) -> None:
@@ -639,8 +673,14 @@ def contextual_retrieval(
     if party:
         # The embedding hardly tells 甲方 from 乙方: set back the previous side's one-sided
         # items (the previous answer among them) and bring the other side's forward.
+        new_side = c.party or next((_OTHER[p] for p in previous_parties(context)[:1]), None)
+        if old_side is None and new_side is not None:
+            old_side = _OTHER[new_side]
         for i, side in list(sides()):
             scores[i] += -merge.party_penalty if side == old_side else merge.party_penalty / 2
+        if main is not None and item_side(main) is None:
+            # A clause about both sides ("任何一方违约…") answers for the other side too.
+            add([main.id], merge.both_sides_prior)
     else:
         related = related_by(question, context.item_id, knowledge)
         follows = (
@@ -650,7 +690,12 @@ def contextual_retrieval(
             # "晚了呢？" after the payment time asks what follows its breach, not the clause
             # again (which the question in context finds first).
             add(follows, merge.consequence_prior)
-            add([context.item_id], -merge.consequence_penalty)
+            add(obligations_of(context.item_id, knowledge), -merge.consequence_penalty)
+        elif (term_clauses := clauses_using(main, question, knowledge)) and merge.term_prior:
+            # After a term's definition, a question that does not ask what it means asks what
+            # the agreement provides about it: the clauses the term is defined for
+            # ("協議哪一條有講要付" after 违约金, "正文里具体怎么约定的" after 争议解决).
+            add(term_clauses, merge.term_prior)
         elif not related:  # "what's the remedy?" asks for what the item links to, not the item
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
@@ -661,7 +706,7 @@ def contextual_retrieval(
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
             scores[target] = max(scores.values()) + 1.0
-    return _ranked(scores, together, k), understood
+    return _ranked(scores, together, k, alone), understood
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
@@ -678,9 +723,12 @@ def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
     return scores
 
 
-def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
+def _ranked(
+    scores: dict[str, float], base: Retrieval, k: int, alone: Retrieval | None = None
+) -> Retrieval:
     """The top ``k`` of ``scores`` as a retrieval with ``base``'s confidence (and its not-stated
-    outcome while the best item stays the same)."""
+    outcome while the best item stays the same, unless the question's own words, ``alone``,
+    are answered: then what the agreement does not say came from an earlier question)."""
     known = {hit.item_id: hit for hit in base.hits}
     order = sorted(scores, key=lambda i: -scores[i])[:k]
     hits = tuple(
@@ -694,6 +742,7 @@ def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
     )
     if (
         base.coverage == "not_stated"
+        and (alone is None or alone.coverage != "answered")
         and hits
         and base.hits
         and hits[0].item_id == base.hits[0].item_id
@@ -703,6 +752,7 @@ def _ranked(scores: dict[str, float], base: Retrieval, k: int) -> Retrieval:
     return Retrieval(query=base.query, hits=hits, confidence=base.confidence, abstain=base.abstain)
 
 
+_DEFINITION = re.compile(r"什么意思|定义|指什么|是指|mean|defin")
 #: What a follow-up asks about the previous item, by the relation of the knowledge's links.
 _RELATIONS = (
     (
@@ -716,15 +766,30 @@ _RELATIONS = (
     (
         "procedure",
         re.compile(
-            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程"
-            r"|what (?:should|can|do)|handle|deal|steps|procedure"
+            r"怎么办|处理|怎么做|做什么|采取|应对|程序|流程|解决"
+            r"|what (?:should|can|do)|how (?:do|can|should|would) (?:we|i|they|you)\b|handle|deal"
+            r"|steps|procedure|settle|resolv"
         ),
     ),
-    ("document", re.compile(r"附件|文件|表格|attachment|document|annex|form\b")),
-    ("definition", re.compile(r"什么意思|定义|指什么|是指|mean|defin")),
+    # The kinds of document the attachments are (standards, vouchers, manuals, sheets).
+    (
+        "document",
+        re.compile(
+            r"附件|文件|表格|标准|凭证|说明书|参数表|清单"
+            r"|attachment|document|annex|form\b|standards?\b|voucher|manual|sheet|\blist\b"
+        ),
+    ),
+    ("definition", _DEFINITION),
     ("obligation", re.compile(r"义务|职责|duty|duties|obligat")),
 )
 
+
+#: Whether something exists, in a follow-up: what it asks for is a document the previous item
+#: has ("有没有配套的流程文件", "有付款凭证吗", "is there one about payments?").
+_EXISTS = re.compile(
+    r"^(?:(?:那么|那|还有|另外)[，,、\s]*)?有(?!权|效|关|限)|有没有|有冇"
+    r"|\b(?:is|are) there (?:a|an|any|one)\b"
+)
 
 #: An obligation not kept: being late, not doing it, a leak, a breach (zh-Hans after
 #: normalization; Cantonese 做唔到).
@@ -737,7 +802,7 @@ _FAILURE = re.compile(
 #: "what if it keeps happening?", "嚴重嘅話呢".
 _AFTERMATH = re.compile(
     r"后果|会怎样|会怎么样|会如何|会点|严重|屡次|反复|一直|再次|接下来|然后"
-    r"|(?<![a-z])(?:consequen|what happens|keeps?\b|again\b|repeated|next\b)"
+    r"|(?<![a-z])(?:consequen|what happens|what if|keeps?\b|again\b|repeated|next\b)"
 )
 
 
@@ -769,6 +834,31 @@ def consequences(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
     return frozenset(out)
 
 
+def obligations_of(item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
+    """``item_id`` and the obligations its breaches break ("晚了会怎样" after the payment method
+    asks what follows late payment, not about the payment schedule either)."""
+    out = {item_id}
+    item = knowledge.get(item_id)
+    for link in item.links if item is not None else ():
+        breach = knowledge.get(link.to)
+        if link.rel == "breach" and breach is not None:
+            out |= {b.to for b in breach.links if b.rel == "obligation"}
+    return frozenset(out)
+
+
+def clauses_using(item: Item | None, question: str, knowledge: KnowledgeLike) -> tuple[str, ...]:
+    """The clauses a term (``item``) is linked to, unless ``question`` asks what it means."""
+    if item is None or item.kind != "term":
+        return ()
+    if _DEFINITION.search(normalize(question)):
+        return ()
+    return tuple(
+        link.to
+        for link in item.links
+        if (target := knowledge.get(link.to)) is not None and target.kind == "clause"
+    )
+
+
 def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozenset[str]:
     """Items linked from ``item_id`` by the relations ``question`` asks about (a breach's
     remedy and procedure included, as answers explain them; the item itself when other items
@@ -778,6 +868,8 @@ def related_by(question: str, item_id: str, knowledge: KnowledgeLike) -> frozens
         return frozenset()
     norm = normalize(question)
     rels = {rel for rel, pattern in _RELATIONS if pattern.search(norm)}
+    if _EXISTS.search(norm):  # "is there one about payments?": a document the item has
+        rels.add("document")
     out = {link.to for link in item.links if link.rel in rels}
     for link in item.links:
         breach = knowledge.get(link.to)

@@ -21,6 +21,7 @@ from bot.answers.dialogue import (
     follow_up_kind,
     item_side,
     neighbours,
+    obligations_of,
     parties_in,
     related_by,
     swap_parties,
@@ -461,3 +462,112 @@ def test_a_follow_up_keeps_what_the_agreement_does_not_say_while_its_item_stays_
     assert (same.coverage, same.aspect, same.nearest) == ("not_stated", "amount", ("5.1", "term-3"))
     other = dialogue._ranked({"5.1": 0.5, "term-3": 0.9}, base, k=2)
     assert other.coverage == "answered" and other.hits[0].item_id == "term-3"
+
+
+# --- rules checked on all three dev writers (subjects left out, documents, terms) -------------
+
+
+def _knowledge(*extra: Item) -> FakeKnowledge:
+    return FakeKnowledge(items=ITEMS + extra)
+
+
+def _plain(item_id: str, kind: str, title: str, *links: Link) -> Item:
+    return Item(item_id, kind, "", "", title, title, title, title, ("甲方", "乙方"), (), links)
+
+
+@pytest.mark.parametrize(
+    "question", ["要雙方都簽嗎？", "可以直接停服务吗", "得双方都签字吗", "那可以直接解约吗？"]
+)
+def test_a_chinese_question_without_a_subject_follows_up(question: str) -> None:
+    # Confident on its own and away from the previous item: only the missing subject says so.
+    assert cues(question).elided
+    assert follow_up_kind(question, _context(), _alone()) in ("elided", "short")
+
+
+def test_a_subject_or_a_condition_first_is_no_elided_subject() -> None:
+    for question in ("还有，协议需要双方盖章吗？", "乙方可以暂停服务吗", "要是处理得不及时呢"):
+        assert not cues(question).elided, question
+    assert follow_up_kind("还有，协议需要双方盖章吗？", _context(), _alone()) == ""
+
+
+def test_openers_in_a_row_are_all_taken_off() -> None:
+    assert cues("ok and on top of losses?").fragment
+    assert cues("那么还有呢").length == 0
+
+
+def test_a_standard_or_a_voucher_asks_for_the_items_documents() -> None:
+    knowledge = _knowledge(
+        _plain("4.2", "clause", "质量控制体系", Link("document", "att")),
+        _plain("att", "attachments", "附件列表"),
+    )
+    for question in ("against what standard?", "這個有評估標準嗎", "有付款凭证吗"):
+        assert related_by(question, "4.2", knowledge) == {"att"}, question
+    # Whether something exists: a document the item has.
+    assert related_by("is there one about payments?", "4.2", knowledge) == {"att"}
+    assert related_by("有效期多久", "4.2", knowledge) == frozenset()
+
+
+def test_after_a_term_a_question_not_asking_its_meaning_gets_its_clause() -> None:
+    knowledge = _knowledge(_plain("t3", "term", "违约金", Link("related", "5.1")))
+    question = "協議哪一條有講要付"
+    context = _context("違約金的定義是什麼", "t3")
+    together = f"{context.question} {question}"
+    retriever = FakeRetriever(
+        {question: {"t3": 0.95, "5.1": 0.90}, together: {"t3": 1.05, "5.1": 0.98}}
+    )
+    retriever.knowledge = knowledge
+    alone = retriever.search(question, 50)
+    result, _ = contextual_retrieval(question, context, "continues", retriever, alone)
+    assert result.hits[0].item_id == "5.1"
+    # Asking what it means stays on the term.
+    meaning = "它是什么意思"
+    retriever.scores = {meaning: {"t3": 0.95, "5.1": 0.90}}
+    alone = retriever.search(meaning, 50)
+    result, _ = contextual_retrieval(meaning, context, "refers", retriever, alone)
+    assert result.hits[0].item_id == "t3"
+
+
+def test_what_follows_a_failure_sets_back_every_obligation_it_breaks() -> None:
+    knowledge = _knowledge()
+    assert obligations_of("3.2", knowledge) == {"3.2"}  # b1 names 3.2 as its obligation
+    knowledge = FakeKnowledge(
+        items=tuple(
+            replace(i, links=(*i.links, Link("breach", "b1"))) if i.id == "3.3" else i
+            for i in ITEMS
+        )
+    )
+    # The payment method's breach is late payment, whose obligation is the payment time.
+    assert obligations_of("3.3", knowledge) == {"3.3", "3.2"}
+    assert asks_consequence("what if it does")
+
+
+def test_clauses_of_one_article_are_neighbours() -> None:
+    knowledge = _knowledge(_plain("3.1", "clause", "服务费用金额"))
+    assert {"3.1", "3.3"} <= neighbours("3.2", knowledge)
+    assert "3.2" not in neighbours("5.1", knowledge)
+
+
+def test_a_party_switch_after_a_clause_about_both_sides_keeps_it() -> None:
+    question = "换成乙方呢"
+    context = _context("我们是甲方，如果我们违约了要承担什么？", "5.1")
+    swapped = f"{swap_parties(context.question)} {question}"
+    retriever = FakeRetriever({swapped: {"5.1": 0.96, "p2": 0.95, "5.2": 0.90}})
+    alone = retriever.search(question, 50)
+    result, _ = contextual_retrieval(question, context, "party", retriever, alone)
+    # 乙方's one-sided items come forward, but the clause binding either side stays first.
+    assert result.hits[0].item_id == "5.1"
+
+
+def test_a_follow_up_answered_by_its_own_words_drops_a_not_stated_context() -> None:
+    base = Retrieval(
+        query="q",
+        hits=(Hit(item_id="p1", score=0.9),),
+        confidence=0.9,
+        abstain=False,
+        coverage="not_stated",
+        category="invoice",
+    )
+    answered = Retrieval("so they can just stop supporting us?", (Hit("p1", 0.9),), 0.2, False)
+    assert dialogue._ranked({"p1": 1.0}, base, 1, answered).coverage == "answered"
+    unsure = replace(answered, coverage="not_stated")
+    assert dialogue._ranked({"p1": 1.0}, base, 1, unsure).coverage == "not_stated"
