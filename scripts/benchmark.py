@@ -34,13 +34,11 @@ import argparse
 import asyncio
 import dataclasses
 import functools
-import itertools
 import json
 import os
 import random
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -344,166 +342,55 @@ def _proc_memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-@dataclasses.dataclass
-class LoadResult:
-    label: str
-    offered: int
-    answered: int
-    seconds: float
-    latencies: list[float]
-    cpu: float
-
-    def row(self) -> tuple[str, str]:
-        if not self.latencies:
-            return (self.label, f"{self.offered} offered, none answered")
-        p50, p95, p99 = percentiles3(self.latencies)
-        cpu = f"{1000 * self.cpu / self.answered:.0f} ms" if self.answered else "-"
-        return (
-            self.label,
-            f"{self.answered / self.seconds:.1f} answered/s; p50 {p50:.0f} / p95 {p95:.0f} / "
-            f"p99 {p99:.0f} ms; lost {self.offered - self.answered}/{self.offered}; "
-            f"bot CPU {cpu}/answer",
-        )
-
-
-class LoadBot:
-    """One ``contract-bot telegram`` process and the emulator it polls."""
-
-    def __init__(self, settings: Settings, work: Path, questions: Sequence[str], **env: str):
-        self.settings, self.work, self.questions, self.env = settings, work, questions, env
-        self.users = itertools.count(50_000_000)
-        self.asked: dict[int, float] = {}
-
-    async def __aenter__(self) -> LoadBot:
-        from emulator import BotApiEmulator
-
-        first_reply: dict[int, float] = {}
-
-        class TimedEmulator(BotApiEmulator):
-            async def _api_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
-                message = await super()._api_sendmessage(params)
-                first_reply.setdefault(int(message["chat"]["id"]), time.monotonic())
-                return message
-
-        self.replied = first_reply
-        self.emu = await TimedEmulator().start()
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")} | {
-            "BOT_TELEGRAM_TOKEN": self.emu.token,
-            "BOT_TELEGRAM_API_URL": self.emu.base_url,
-            "BOT_STORAGE_PATH": str(self.work / f"load-{next(self.users)}.sqlite3"),
-            "BOT_INDEX_DIR": str(self.settings.index_dir),
-            "BOT_KNOWLEDGE_DIR": str(self.settings.knowledge_dir),
-            "BOT_EMBEDDING_BACKEND": self.settings.embedding_backend,
-            "BOT_LOG_LEVEL": "WARNING",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            **self.env,
-        }
-        started = time.monotonic()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "telegram",
-            cwd=self.work,
-            env=environment,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        await self.emu.wait_until(
-            lambda: self.emu.commands or self.process.returncode is not None, timeout=120
-        )
-        if self.process.returncode is not None:
-            assert self.process.stderr is not None
-            error = (await self.process.stderr.read()).decode("utf-8", "replace")
-            raise RuntimeError(f"the bot exited during start-up:\n{error[-2000:]}")
-        self.ready_seconds = time.monotonic() - started
-        await self.run("warm-up", [0.0] * 5)
-        self.memory = _proc_memory_mb(self.process.pid)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        await self.emu.stop()
-
-    async def run(self, label: str, offsets: Sequence[float], tail: float = 60.0) -> LoadResult:
-        """Ask one question (from a new user) at each offset in seconds from now; wait until
-        all are answered, or replies stop for 10 s, or ``tail`` s after the last question."""
-        from emulator import make_user
-        from loadgen import cpu_seconds
-
-        pid = self.process.pid
-        cpu_before = cpu_seconds(pid)
-        chats = []
-        start = time.monotonic()
-        for n, offset in enumerate(offsets):
-            delay = start + offset - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            user = make_user(next(self.users), "Load", language_code="zh-hans")
-            self.asked[user["id"]] = time.monotonic()
-            self.emu.user_message(self.questions[n % len(self.questions)], user=user)
-            chats.append(user["id"])
-        last_asked = time.monotonic()
-        progress, seen = time.monotonic(), 0
-        while True:
-            done = sum(chat in self.replied for chat in chats)
-            now = time.monotonic()
-            if done != seen:
-                progress, seen = now, done
-            if done == len(chats) or now - progress > 10 or now - last_asked > tail:
-                break
-            await asyncio.sleep(0.05)
-        cpu = cpu_seconds(pid) - cpu_before
-        replies = [self.replied[c] for c in chats if c in self.replied]
-        latencies = [self.replied[c] - self.asked[c] for c in chats if c in self.replied]
-        seconds = (max(replies) - start) if replies else 1.0
-        return LoadResult(label, len(chats), len(replies), seconds, latencies, cpu)
+def _load_row(label: str, result: Any, cpu: float) -> tuple[str, str]:
+    if not result.answered:
+        return (label, f"{result.offered} offered, none answered")
+    per_answer = 1000 * cpu / result.answered
+    return (
+        label,
+        f"{result.throughput:.1f} answered/s; p50 {1000 * result.percentile(50):.0f} / p95 "
+        f"{1000 * result.percentile(95):.0f} / p99 {1000 * result.percentile(99):.0f} ms; lost "
+        f"{result.lost}/{result.offered}; bot CPU {per_answer:.1f} ms/answer",
+    )
 
 
 async def load_rows(
-    settings: Settings, work: Path, questions: Sequence[str], seconds: float
+    settings: Settings, questions: Sequence[str], seconds: float
 ) -> list[tuple[str, str]]:
+    """The real ``contract-bot telegram`` process against the emulator, driven by
+    ``tests/loadgen.py`` (each question from a new user, every evaluation question in turn)."""
+    from emulator import BotApiEmulator
+    from loadgen import bot_process, cpu_seconds, offer
+
     rows: list[tuple[str, str]] = []
-    has_switch = "send_rate_limit" in Settings.model_fields
+    paths = {
+        "BOT_INDEX_DIR": str(settings.index_dir),
+        "BOT_KNOWLEDGE_DIR": str(settings.knowledge_dir),
+    }
     for limiter, env in (("on", {}), ("off", {"BOT_SEND_RATE_LIMIT": "0"})):
-        if limiter == "off" and not has_switch:
-            rows.append(("load, limiter off", "skipped: this runtime has no BOT_SEND_RATE_LIMIT"))
-            continue
         plans = [(f"{rate}/s for {seconds:g} s", rate) for rate in LOAD_RATES]
         plans.append((f"burst of {BURST}", 0))
-        bot: LoadBot | None = None
-        try:
+        async with BotApiEmulator() as emu, bot_process(emu, env={**paths, **env}) as bot:
+            await offer(emu, count=8, wait=60, questions=questions[-8:])  # warm up
+            memory = _proc_memory_mb(bot.pid)
+            rows.append(
+                (
+                    f"load, limiter {limiter}: bot process",
+                    f"RSS {memory.get('VmRSS', 0):.0f} MB with model and index loaded",
+                )
+            )
             for label, rate in plans:
-                if bot is None:
-                    bot = await LoadBot(settings, work, questions, **env).__aenter__()
-                    memory = bot.memory
-                    rows.append(
-                        (
-                            f"load, limiter {limiter}: bot process",
-                            f"ready {bot.ready_seconds:.1f} s after start; RSS "
-                            f"{memory.get('VmRSS', 0):.0f} MB with model and index loaded",
-                        )
+                before = cpu_seconds(bot.pid)
+                if rate:
+                    result = await offer(
+                        emu, rate=rate, seconds=seconds, wait=60, questions=questions
                     )
-                n = int(rate * seconds) if rate else BURST
-                offsets = [i / rate for i in range(n)] if rate else [0.0] * n
-                result = await bot.run(f"load, limiter {limiter}: {label}", offsets)
-                rows.append(result.row())
-                if result.answered < result.offered:  # a backlog would disturb the next run
-                    await bot.__aexit__()
-                    bot = None
-            if bot is not None:
-                peak = _proc_memory_mb(bot.process.pid).get("VmHWM", 0)
-                rows.append((f"load, limiter {limiter}: peak RSS", f"{peak:.0f} MB"))
-        finally:
-            if bot is not None:
-                await bot.__aexit__()
+                else:
+                    result = await offer(emu, count=BURST, wait=60, questions=questions)
+                cpu = cpu_seconds(bot.pid) - before
+                rows.append(_load_row(f"load, limiter {limiter}: {label}", result, cpu))
+            peak = _proc_memory_mb(bot.pid).get("VmHWM", 0)
+            rows.append((f"load, limiter {limiter}: peak RSS", f"{peak:.0f} MB"))
     return rows
 
 
@@ -531,7 +418,7 @@ def _load_only(work: Path, seconds: float) -> int:
         update={"index_dir": work / "index", "knowledge_dir": work / "knowledge"}
     )
     questions = [q.text for q in load_devset()]
-    rows = asyncio.run(load_rows(settings, work, questions, seconds))
+    rows = asyncio.run(load_rows(settings, questions, seconds))
     print(json.dumps(rows, ensure_ascii=False))
     return 0
 
