@@ -65,11 +65,13 @@ HELDOUT = DATA / "heldout.toml"
 EXTRA = ("not_stated", "hard_oos", "controls")
 #: The same kinds again by a second writer (tests/data/*_dev2.toml), from the agreement and the
 #: category list only, after the models were fitted on the first: a check of how the fits
-#: generalise, then part of dev (``--source`` picks one writer's questions).
+#: generalise, then part of dev (``--source`` picks one writer's questions). And by a third
+#: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two.
 DEV_FILES = (
     DEVSET,
     *(DATA / f"{name}_dev.toml" for name in EXTRA),
     *(DATA / f"{name}_dev2.toml" for name in EXTRA),
+    *(DATA / f"{name}_dev3.toml" for name in EXTRA),
 )
 HELDOUT_FILES = (HELDOUT, *(DATA / f"{name}_heldout.toml" for name in EXTRA))
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
@@ -88,7 +90,7 @@ class DevQuestion:
     kind: str = ""  # "" = from gold: in_scope when it has one, else out_of_scope
     category: str = ""  # not_stated: the coverage-map category
     near: tuple[str, ...] = ()  # not_stated: items relevant to quote
-    source: str = ""  # which writer's file: "dev", "dev2" or "heldout"
+    source: str = ""  # which writer's file: "dev", "dev2", "dev3" or "heldout"
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -127,10 +129,18 @@ def _load_file(path: Path) -> list[DevQuestion]:
             kind=q.get("kind", ""),
             category=q.get("category", ""),
             near=tuple(q.get("near", ())),
-            source="dev2" if path.stem.endswith("_dev2") else q["split"],
+            source=_source(path, q["split"]),
         )
         for q in data["question"]
     ]
+
+
+def _source(path: Path, split: str) -> str:
+    """The writer of a file: "dev2" / "dev3" for the later dev writers' files, else its split."""
+    for later in ("dev2", "dev3"):
+        if path.stem.endswith(f"_{later}"):
+            return later
+    return split
 
 
 @dataclass(frozen=True)
@@ -881,9 +891,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list the dev split's misses")
     parser.add_argument(
         "--source",
-        choices=["dev", "dev2", "both"],
-        default="both",
-        help="which dev writer's questions to fit and report on (default both)",
+        choices=["dev", "dev2", "dev3", "all"],
+        default="all",
+        help="which dev writer's questions to fit and report on (default all)",
     )
     parser.add_argument(
         "--no-misses", action="store_true", help="with --dialogues: do not list the dev misses"
@@ -902,7 +912,7 @@ def main(argv: list[str] | None = None) -> int:
     # Fitting, comparing and --split dev never even read the held-out files.
     dev_only = args.fit or args.compare or args.split == "dev"
     questions = load_devset(DEV_FILES if dev_only else (*DEV_FILES, *HELDOUT_FILES))
-    if args.source != "both":
+    if args.source != "all":
         questions = [q for q in questions if q.split != "dev" or q.source == args.source]
     dev = _select(questions, "dev")
     placeholders: dict[str, Abstention] = {}
