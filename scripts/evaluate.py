@@ -14,6 +14,8 @@ then the misses of the dev split (never the held-out's: only its figures are pri
                                                      models on the dev split (with
                                                      cross-validation) and write
                                                      bot/search/abstention.json and gaps.json
+    scripts/evaluate.py --leave-one-writer-out       for each dev writer: fit on the others,
+                                                     measure on that writer's questions
     scripts/evaluate.py --compare                    compare fusion methods (and the party
                                                      prior) on the dev split
     scripts/evaluate.py --dialogues [--split ...]    follow-up questions on the dialogue sets:
@@ -65,11 +67,13 @@ HELDOUT = DATA / "heldout.toml"
 EXTRA = ("not_stated", "hard_oos", "controls")
 #: The same kinds again by a second writer (tests/data/*_dev2.toml), from the agreement and the
 #: category list only, after the models were fitted on the first: a check of how the fits
-#: generalise, then part of dev (``--source`` picks one writer's questions).
+#: generalise, then part of dev (``--source`` picks one writer's questions). And by a third
+#: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two.
 DEV_FILES = (
     DEVSET,
     *(DATA / f"{name}_dev.toml" for name in EXTRA),
     *(DATA / f"{name}_dev2.toml" for name in EXTRA),
+    *(DATA / f"{name}_dev3.toml" for name in EXTRA),
 )
 HELDOUT_FILES = (HELDOUT, *(DATA / f"{name}_heldout.toml" for name in EXTRA))
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
@@ -88,7 +92,7 @@ class DevQuestion:
     kind: str = ""  # "" = from gold: in_scope when it has one, else out_of_scope
     category: str = ""  # not_stated: the coverage-map category
     near: tuple[str, ...] = ()  # not_stated: items relevant to quote
-    source: str = ""  # which writer's file: "dev", "dev2" or "heldout"
+    source: str = ""  # which writer's file: "dev", "dev2", "dev3" or "heldout"
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -127,10 +131,18 @@ def _load_file(path: Path) -> list[DevQuestion]:
             kind=q.get("kind", ""),
             category=q.get("category", ""),
             near=tuple(q.get("near", ())),
-            source="dev2" if path.stem.endswith("_dev2") else q["split"],
+            source=_source(path, q["split"]),
         )
         for q in data["question"]
     ]
+
+
+def _source(path: Path, split: str) -> str:
+    """The writer of a file: "dev2" / "dev3" for the later dev writers' files, else its split."""
+    for later in ("dev2", "dev3"):
+        if path.stem.endswith(f"_{later}"):
+            return later
+    return split
 
 
 @dataclass(frozen=True)
@@ -416,7 +428,9 @@ def kind_report(outcomes: Sequence[Outcome], *, show_misses: bool = False) -> st
         lines.append(f"  confidence >= 0.90: {n} answers, {right:.3f} right")
     if show_misses:
         lines.append("")
-        lines.append("misses (dev only; kind, lang: question | expected | got | confidence):")
+        lines.append(
+            "misses (dev only; kind] writer, lang: question | expected | got | confidence):"
+        )
         for o in outcomes:
             if o.question.split != "dev":
                 continue
@@ -439,7 +453,8 @@ def kind_report(outcomes: Sequence[Outcome], *, show_misses: bool = False) -> st
                 got = f"{a.coverage} {a.intent} {cited}"
                 expected = "out_of_scope"
             lines.append(
-                f"  [{q.kind}] {q.lang}: {q.text} | {expected} | {got} | {a.confidence:.2f}"
+                f"  [{q.kind}] {q.source}, {q.lang}: {q.text} | {expected} | {got} | "
+                f"{a.confidence:.2f}"
             )
     return "\n".join(lines)
 
@@ -499,6 +514,7 @@ ABSTENTION_FEATURES = (
     "off_topic_share",
     "off_logit",
     "foreign_subject",
+    "names_agreement",
 )
 
 #: The signals of the not-stated model (in scope, but is it about a gap of the coverage map?).
@@ -520,7 +536,12 @@ RANKING_FEATURES = ("dense_margin", "fused_margin", "question_top", "dense_top",
 #: A wrongly refused in-scope question costs this many wrongly answered out-of-scope ones.
 #: Chosen by cross-validation within dev (5 folds x 3 shuffles, OOS abstention / false
 #: abstention): 3 -> 0.920 / 0.009, 2 -> 0.933 / 0.009, 1 -> 0.933 / 0.009, 0.75 -> 0.942 /
-#: 0.023. 2 is the highest cost (refusing stays the worse error) on the best plateau.
+#: 0.023. Since the third dev writer (2026-12-02) the threshold is chosen on the shares of each
+#: class (``choose_threshold(rates=True)``), not their counts, and the cost checked leaving one
+#: writer out (fit on two, measure on the third; out of scope abstained / not stated flagged):
+#: counts 3 -> dev 0.955 / 0.987, dev2 0.831 / 0.860, dev3 0.744 / 0.871; shares 3 (and 4, the
+#: same) -> 0.983 / 0.975, 0.898 / 0.825, 0.856 / 0.832; shares 2 -> dev3 0.922 / 0.723 with
+#: in-scope flagged 0.032. So shares, 3.
 FALSE_ABSTAIN_COST = 3.0
 #: An answerable question answered "the agreement does not say" costs this many not-stated
 #: questions answered with a clause (the floors: at most 3 % of the one, at least 85 % of the
@@ -531,18 +552,25 @@ FALSE_GAP_COST = 1.5
 
 
 def choose_threshold(
-    p_in: Sequence[float], p_oos: Sequence[float], cost: float = FALSE_ABSTAIN_COST
+    p_in: Sequence[float],
+    p_oos: Sequence[float],
+    cost: float = FALSE_ABSTAIN_COST,
+    *,
+    rates: bool = False,
 ) -> float:
     """The threshold minimizing ``cost`` x refused in-scope + answered out-of-scope questions
     (``p_in`` / ``p_oos``: the model's probabilities of the positive class for questions of the
     positive / the negative class), placed halfway into the gap between neighbouring
-    probabilities so that it is not pinned to one dev question."""
+    probabilities so that it is not pinned to one dev question. With ``rates``, the shares of
+    each class instead of their counts: the threshold then does not move with how many
+    questions of each kind the writers happened to write."""
     points = sorted({0.0, 1.0, *p_in, *p_oos})
+    n_in, n_oos = (max(len(p_in), 1), max(len(p_oos), 1)) if rates else (1, 1)
     best: tuple[float, float] | None = None
     for lo, hi in itertools.pairwise(points):
         t = (lo + hi) / 2
-        errors = cost * sum(p < t for p in p_in) + sum(p >= t for p in p_oos)
-        if best is None or errors < best[0]:
+        errors = cost * sum(p < t for p in p_in) / n_in + sum(p >= t for p in p_oos) / n_oos
+        if best is None or errors < best[0] - 1e-12:
             best = (errors, t)
     return best[1] if best is not None else 0.5
 
@@ -563,6 +591,7 @@ def fit_features(
     note: str = "",
     cost: float = FALSE_ABSTAIN_COST,
     balance: bool = True,
+    rates: bool = False,
 ) -> Abstention:
     """Fit P(positive | features) and choose the threshold on these rows (dev only!).
 
@@ -577,7 +606,7 @@ def fit_features(
     w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())) if balance else None
     coef, bias = fit_logistic(xs, y, l2=l2, weights=w)
     p = 1 / (1 + np.exp(-(xs @ coef + bias)))
-    threshold = choose_threshold(list(p[y == 1]), list(p[y == 0]), cost)
+    threshold = choose_threshold(list(p[y == 1]), list(p[y == 0]), cost, rates=rates)
     return Abstention(
         mean=tuple(float(v) for v in mean),
         scale=tuple(float(v) for v in scale),
@@ -601,6 +630,15 @@ class _Rows:
     def scope_labels(self) -> list[bool]:
         return [q.kind != "out_of_scope" for q in self.questions]
 
+    def subset(self, keep: Iterable[int]) -> _Rows:
+        kept = list(keep)
+        return _Rows(
+            [self.questions[i] for i in kept],
+            [self.features[i] for i in kept],
+            [self.aspects[i] for i in kept],
+            [self.top_right[i] for i in kept],
+        )
+
     def gap_part(self, indices: Iterable[int]) -> list[int]:
         """The questions the not-stated model is fitted on: about the agreement, and not
         already decided by the aspect check."""
@@ -618,10 +656,13 @@ def _rows(retriever: Retriever, questions: Sequence[DevQuestion]) -> _Rows:
 
 
 def fit_ranking(
-    retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0
+    retriever: Retriever,
+    questions: Sequence[DevQuestion],
+    l2: float = 1.0,
+    rows: _Rows | None = None,
 ) -> Abstention:
     """The ranking model: P(the first hit is right), on in-scope questions, calibrated."""
-    rows = _rows(retriever, questions)
+    rows = rows or _rows(retriever, questions)
     part = [i for i, q in enumerate(rows.questions) if q.in_scope]
     return fit_features(
         [rows.features[i] for i in part],
@@ -637,24 +678,36 @@ def fit_ranking(
     )
 
 
-def fit(retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0) -> Abstention:
+def fit(
+    retriever: Retriever,
+    questions: Sequence[DevQuestion],
+    l2: float = 1.0,
+    rows: _Rows | None = None,
+) -> Abstention:
     """The abstention model: P(about this agreement) (not-stated questions are about it)."""
-    rows = _rows(retriever, questions)
+    rows = rows or _rows(retriever, questions)
     labels = rows.scope_labels()
     return fit_features(
         rows.features,
         labels,
         l2=l2,
+        rates=True,
         note=(
             f"fitted by scripts/evaluate.py --fit on the dev split ({len(labels)} questions, "
-            f"{sum(labels)} about the agreement), l2={l2}, fusion={retriever.fusion}"
+            f"{sum(labels)} about the agreement), l2={l2}, threshold on class shares, "
+            f"fusion={retriever.fusion}"
         ),
     )
 
 
-def fit_gaps(retriever: Retriever, questions: Sequence[DevQuestion], l2: float = 1.0) -> Abstention:
+def fit_gaps(
+    retriever: Retriever,
+    questions: Sequence[DevQuestion],
+    l2: float = 1.0,
+    rows: _Rows | None = None,
+) -> Abstention:
     """The not-stated model: P(the agreement does not say | about the agreement)."""
-    rows = _rows(retriever, questions)
+    rows = rows or _rows(retriever, questions)
     part = rows.gap_part(range(len(rows.questions)))
     labels = [rows.questions[i].kind == "not_stated" for i in part]
     return fit_features(
@@ -696,7 +749,7 @@ def cross_validate(
             test = set(order[fold::folds].tolist())
             train = [i for i in range(n) if i not in test]
             scope = fit_features(
-                [rows.features[i] for i in train], [scope_labels[i] for i in train]
+                [rows.features[i] for i in train], [scope_labels[i] for i in train], rates=True
             )
             part = rows.gap_part(train)
             gaps = fit_features(
@@ -869,6 +922,25 @@ def compare_party(retriever: Retriever, questions: Sequence[DevQuestion]) -> lis
     return lines
 
 
+def leave_one_writer_out(retriever: Retriever, questions: Sequence[DevQuestion]) -> list[str]:
+    """For each dev writer, the three models fitted on the other writers' questions (as
+    ``--fit`` would) and the whole answers measured on this writer's: how the fits carry over
+    to a writer they have not seen. Leaves ``retriever``'s models as they were."""
+    saved = retriever.abstention, retriever.gaps, retriever.ranking
+    rows = _rows(retriever, questions)  # features under the placeholder models, as --fit has
+    lines = [KIND_HEADER]
+    for source in sorted({q.source for q in questions}):
+        keep = [i for i, q in enumerate(rows.questions) if q.source != source]
+        train = rows.subset(keep)
+        retriever.abstention = fit(retriever, train.questions, rows=train)
+        retriever.gaps = fit_gaps(retriever, train.questions, rows=train)
+        retriever.ranking = fit_ranking(retriever, train.questions, rows=train)
+        test = [q for q in questions if q.source == source]
+        lines.append(kind_metrics(run(retriever, test)).row(f"{source} (fit on others)"))
+        retriever.abstention, retriever.gaps, retriever.ranking = saved
+    return lines
+
+
 def _select(questions: Iterable[DevQuestion], split: str) -> list[DevQuestion]:
     return [q for q in questions if split == "all" or q.split == split]
 
@@ -881,9 +953,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list the dev split's misses")
     parser.add_argument(
         "--source",
-        choices=["dev", "dev2", "both"],
-        default="both",
-        help="which dev writer's questions to fit and report on (default both)",
+        choices=["dev", "dev2", "dev3", "all"],
+        default="all",
+        help="which dev writer's questions to fit and report on (default all)",
+    )
+    parser.add_argument(
+        "--leave-one-writer-out",
+        action="store_true",
+        help="fit on all dev writers but one, measure on that one, for each writer",
     )
     parser.add_argument(
         "--no-misses", action="store_true", help="with --dialogues: do not list the dev misses"
@@ -900,9 +977,9 @@ def main(argv: list[str] | None = None) -> int:
         return _dialogues_main(settings, args)
     args.split = args.split or "dev"
     # Fitting, comparing and --split dev never even read the held-out files.
-    dev_only = args.fit or args.compare or args.split == "dev"
+    dev_only = args.fit or args.compare or args.leave_one_writer_out or args.split == "dev"
     questions = load_devset(DEV_FILES if dev_only else (*DEV_FILES, *HELDOUT_FILES))
-    if args.source != "both":
+    if args.source != "all":
         questions = [q for q in questions if q.split != "dev" or q.source == args.source]
     dev = _select(questions, "dev")
     placeholders: dict[str, Abstention] = {}
@@ -911,7 +988,8 @@ def main(argv: list[str] | None = None) -> int:
         ("gaps", GAPS_FILE, GAP_FEATURES),
         ("ranking", RANKING_FILE, RANKING_FEATURES),
     ):
-        if args.fit or not path.exists():  # fitting needs features, not an old model
+        # Fitting needs features, not an old model.
+        if args.fit or args.leave_one_writer_out or not path.exists():
             zeros = (0.0,) * len(features)
             placeholders[name] = Abstention(
                 zeros, (1.0,) * len(features), zeros, 0.0, 0.5, features=features
@@ -922,6 +1000,9 @@ def main(argv: list[str] | None = None) -> int:
         placeholders.get("gaps"),
         placeholders.get("ranking"),
     )
+    if args.leave_one_writer_out:
+        print("\n".join(leave_one_writer_out(retriever, dev)))
+        return 0
     if args.compare:
         print("\n".join(compare_fusions(retriever, dev)))
         print()

@@ -256,3 +256,13 @@ def test_threshold_prefers_answering_over_refusing() -> None:
     threshold = evaluate.choose_threshold([0.2, 0.8, 0.9], [0.05, 0.3])
     assert 0.05 < threshold < 0.2
     assert 0.35 < evaluate.choose_threshold([0.6, 0.8], [0.1, 0.3, 0.35]) < 0.6
+
+
+def test_threshold_on_shares_does_not_follow_the_class_sizes() -> None:
+    # Many answerable questions and few out-of-scope ones: by counts, the one answerable
+    # question scoring lowest outweighs both out-of-scope ones above it; by shares, refusing
+    # 1 of 10 answerable questions (x cost) costs less than answering 2 of 2 out-of-scope ones.
+    p_in = [0.3, *([0.9] * 9)]
+    p_oos = [0.35, 0.4]
+    assert evaluate.choose_threshold(p_in, p_oos, 3.0) < 0.3
+    assert 0.4 < evaluate.choose_threshold(p_in, p_oos, 3.0, rates=True) < 0.9

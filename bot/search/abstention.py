@@ -44,8 +44,10 @@ NEIGHBOURS = 10
 #: log-ratio between the coverage map's texts and the knowledge's), unexplained (the summed
 #: rarity of the question's words that the best item's own text never uses); foreign_subject:
 #: how many words naming another contract or business the question has (0, 1, 2 or more; the
-#: ``subjects`` of bot/search/off_topics.toml); fused_margin: the fused score's lead of the first
-#: hit over the second (for the ranking model: is the first hit the right one?).
+#: ``subjects`` of bot/search/off_topics.toml); names_agreement: 1 when the question speaks of a
+#: contract, a clause or a party or role (``bot.search.parties.names_agreement``); fused_margin:
+#: the fused score's lead of the first hit over the second (for the ranking model: is the first
+#: hit the right one?).
 FEATURES = (
     "dense_top",
     "dense_margin",
@@ -65,6 +67,7 @@ FEATURES = (
     "gap_words",
     "unexplained",
     "foreign_subject",
+    "names_agreement",
     "fused_margin",
 )
 

@@ -78,6 +78,20 @@ _SPEAKER_ACTS = {
 }
 
 
+#: A question that speaks of a contract, its clauses or one of its parties (any role word):
+#: most questions about this agreement do, few about something else do not name another one.
+_AGREEMENT = re.compile(
+    r"协议|合同|合约|契约|条款|第\s*[\d一二三四五六七]+\s*[条章]|"
+    + "|".join(_ROLE_WORDS.values())
+    + r"|\bagreements?\b|\bcontracts?\b|\bclauses?\b|\bsections?\b|\bparty [ab]\b"
+)
+
+
+def names_agreement(question: str) -> bool:
+    """``question`` (normalized) speaks of a contract, a clause or a party or role of one."""
+    return _AGREEMENT.search(question) is not None
+
+
 def _other(party: str) -> str:
     return "乙方" if party == "甲方" else "甲方"
 

@@ -58,7 +58,7 @@ from bot.search.index import (
     load_index,
     load_subjects,
 )
-from bot.search.parties import PARTIES, question_party
+from bot.search.parties import PARTIES, names_agreement, question_party
 from bot.search.references import Reference, parse_reference
 from bot.settings import Settings
 from bot.types import Hit, Retrieval
@@ -313,6 +313,7 @@ class Retriever:
             features.update(gap_neighbours(gap_sims[qi], question_top))
             features["gap_words"] = self.gap_vocabulary.score(tokens)
             features["foreign_subject"] = float(min(2, len(self.subjects.findall(normalized))))
+            features["names_agreement"] = float(names_agreement(normalized))
             top = int(np.argmax(fused))
             runner_up = float(np.partition(fused, -2)[-2]) if len(fused) > 1 else float(fused[top])
             features["fused_margin"] = float(fused[top]) - runner_up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.search.parties import party_prior, question_party
+from bot.search.parties import names_agreement, party_prior, question_party
 from bot.search.textproc import normalize
 
 
@@ -34,3 +34,23 @@ def test_party_prior() -> None:
     assert party_prior(("乙方",), "甲方") == -1.0
     assert party_prior(("甲方", "乙方"), "甲方") == 0.0
     assert party_prior(("乙方",), None) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("本协议有效期多久", True),
+        ("乙方泄露资料怎么办", True),
+        ("服务商要提前多久通知", True),
+        ("第五條怎麼說", True),  # (第3.2条 is an explicit reference: never searched)
+        ("Can the vendor subcontract the work?", True),
+        ("What does section 5 say?", True),
+        ("服务费什么时候付", False),
+        ("明天北京会下雨吗", False),
+        ("How long does a bank transfer take?", False),
+        ("clauses", True),
+        ("santa clause", True),  # a word is a word: the model weighs it with the others
+    ],
+)
+def test_names_agreement(question: str, expected: bool) -> None:
+    assert names_agreement(normalize(question)) is expected
