@@ -83,10 +83,11 @@ class Recheck:
     gap: float  # the not-stated model's confidence from its threshold
 
 
-#: Chosen on the dev split alone (``scripts/measure_recheck.py``): the widest margins that were
-#: cheap, with the int8 model's answer unchanged from the fp32 one on all but 2 of 775 dev
-#: questions while 16 % were embedded twice (measured 2026-12-02).
-RECHECK = Recheck(fused_margin=0.005, in_scope=0.03, gap=0.02)
+#: Chosen on the dev split alone (``scripts/measure_recheck.py``): cheap margins that leave the
+#: int8 model's answer different from the fp32 one on 4 of 1,055 dev questions while 18 % are
+#: embedded twice (measured 2026-12-02, after the refit on three dev writers; with the earlier
+#: 0.03 / 0.02, 7 were left).
+RECHECK = Recheck(fused_margin=0.005, in_scope=0.05, gap=0.03)
 
 
 @dataclass(frozen=True)
