@@ -159,8 +159,9 @@ class Rechecked:
     """The int8 model for every question, with the fp32 export beside it as ``exact``: the
     retriever embeds a question again with ``exact`` when its decision is close enough for the
     int8 model's small error to change it (``bot.search.retrieval.RECHECK``,
-    ``BOT_INT8_RECHECK``). Most questions pay the int8 model's cost only; every answer is the
-    one the fp32 model would give, wherever the int8 one could differ."""
+    ``BOT_INT8_RECHECK``). Most questions pay the int8 model's cost only, and where the margins
+    judge that the two models could disagree the answer is the fp32 model's (measured: the first
+    item equal to torch's on 1,271 of 1,272 evaluation questions, README "Serving the model")."""
 
     def __init__(self, fast: OnnxEncoder, exact: OnnxEncoder) -> None:
         self.fast = fast

@@ -66,10 +66,11 @@ log = logging.getLogger(__name__)
 
 #: Storage threads for a PostgreSQL backend (its pool holds up to 8 connections).
 STORAGE_WORKERS = 4
-#: HTTP connections for the Bot API requests (python-telegram-bot's default is 256). httpcore
-#: looks at every pooled connection (two system calls each) before each request, so with the
-#: send limiter off a pool grown to dozens of connections cost 15 % of the event loop's time at
-#: 100 questions/s; 8 keep well ahead of Telegram's 30 messages/s even at 100 ms a round trip.
+#: HTTP connections for the Bot API requests (python-telegram-bot's default is 256). With httpx,
+#: httpcore looked at every pooled connection before each request, so with the send limiter off
+#: a pool grown to dozens of connections cost 15 % of the event loop's time at 100 questions/s;
+#: the requests now go over aiohttp (bot.telegram.request), and 8 still keep well ahead of
+#: Telegram's 30 messages/s even at 100 ms a round trip.
 SEND_CONNECTIONS = 8
 #: Seconds a request may wait for a free connection (then it fails as a timeout, and is retried):
 #: waiting is only queueing behind the other sends, so it is generous.
