@@ -166,11 +166,8 @@ def side_by_side(
     return samples
 
 
-def backend_settings(settings: Settings, backend: str) -> Settings:
-    return settings.model_copy(update={"embedding_backend": backend})
-
-
 def engine_settings(settings: Settings, engine: str) -> Settings:
+    """``settings`` for an engine of ``ENGINES`` or a plain backend ("torch", "onnx-int8")."""
     backend, recheck = ENGINES.get(engine, (engine, False))
     return settings.model_copy(update={"embedding_backend": backend, "int8_recheck": recheck})
 
@@ -251,9 +248,7 @@ def fidelity_rows(settings: Settings, knowledge: Knowledge, model: Any) -> list[
     from bot.search.retrieval import Retriever
 
     questions = load_devset()
-    reference = Retriever.load(
-        backend_settings(settings, "torch"), knowledge=knowledge, model=model
-    )
+    reference = Retriever.load(engine_settings(settings, "torch"), knowledge=knowledge, model=model)
     ref = [r for _, r in evaluate(reference, questions)]
     rows = []
     for engine in ENGINES:
@@ -410,14 +405,13 @@ def lean_load_rows(work: Path, seconds: float) -> list[tuple[str, str]]:
 
 
 def _load_only(work: Path, seconds: float) -> int:
-    sys.path.insert(0, str(ROOT / "scripts"))
     sys.path.insert(0, str(ROOT / "tests"))
-    from evaluate import load_devset
+    from loadgen import evaluation_questions
 
     settings = Settings().model_copy(
         update={"index_dir": work / "index", "knowledge_dir": work / "knowledge"}
     )
-    questions = [q.text for q in load_devset()]
+    questions = evaluation_questions()
     rows = asyncio.run(load_rows(settings, questions, seconds))
     print(json.dumps(rows, ensure_ascii=False))
     return 0
@@ -464,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             update={"index_dir": work / "index", "knowledge_dir": knowledge_dir}
         )
         for backend in ONNX_BACKENDS:
-            fetch_onnx(backend_settings(settings, backend))  # made at set-up; cheap then
+            fetch_onnx(engine_settings(settings, backend))  # made at set-up; cheap then
         knowledge = load_knowledge(knowledge_dir)
         load = os.getloadavg()
         rows.append(
@@ -511,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.model.loading import load_encoder
 
             retriever = Retriever.load(
-                backend_settings(settings, "torch"), knowledge=knowledge, model=model
+                engine_settings(settings, "torch"), knowledge=knowledge, model=model
             )
             encoder = load_encoder(settings)  # searches as the bot would; torch builds
             for size in sizes:
@@ -523,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 report = build_index(syn_settings, knowledge=synthetic, model=model, progress=True)
                 seconds = time.perf_counter() - started
-                index = load_index(backend_settings(syn_settings, "torch"), synthetic)
+                index = load_index(engine_settings(syn_settings, "torch"), synthetic)
                 syn = Retriever(syn_settings, synthetic, index, encoder, retriever.abstention)
                 p50, p95 = latency(syn.search, questions)
                 rows.append(

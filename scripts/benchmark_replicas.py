@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 from emulator import BotApiEmulator  # noqa: E402
-from evaluate import load_devset  # noqa: E402
-from loadgen import LoadResult, cpu_seconds, offer  # noqa: E402
+from loadgen import LoadResult, cpu_seconds, evaluation_questions, offer  # noqa: E402
 from servers import free_port, nginx_proxy, postgres_server, wait_for_port  # noqa: E402
 
 SECRET = "benchmark-secret-token"
@@ -129,7 +128,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         f"replica benchmark {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
         f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} at the start"
     )
-    questions = [q.text for q in load_devset()]
+    questions = evaluation_questions()
     lost = 0
     with tempfile.TemporaryDirectory(prefix="contract-bot-fleet-") as tmp:
         root = Path(tmp)

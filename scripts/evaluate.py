@@ -1227,17 +1227,14 @@ def dialogue_metrics(results: Sequence[TurnResult]) -> DialogueMetrics:
     control = [r for r in results if r.index > 0 and not r.turn.follow_up]
     first = [r for r in results if r.index == 0]
 
-    def share(part: Sequence[TurnResult], test: Any) -> float:
-        return sum(1 for r in part if test(r)) / len(part) if part else 0.0
-
     return DialogueMetrics(
         n_follow=len(follow),
-        follow_top1=share(follow, lambda r: r.correct),
+        follow_top1=_share(r.correct for r in follow),
         n_control=len(control),
-        wrong_merges=share(control, lambda r: bool(r.kind)),
-        missed=share(follow, lambda r: not r.kind),
-        control_top1=share(control, lambda r: r.correct),
-        first_top1=share(first, lambda r: r.correct),
+        wrong_merges=_share(bool(r.kind) for r in control),
+        missed=_share(not r.kind for r in follow),
+        control_top1=_share(r.correct for r in control),
+        first_top1=_share(r.correct for r in first),
     )
 
 

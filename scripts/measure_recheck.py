@@ -40,17 +40,6 @@ def decisions(retriever: Retriever, texts: list[str]) -> list[tuple[Scored, tupl
     return out
 
 
-def distances(retriever: Retriever, scored: Scored) -> tuple[float, float, float]:
-    f = scored.features
-    in_scope = retriever.abstention.confidence([f[n] for n in retriever.abstention.features])
-    gap = retriever.gaps.confidence([f[n] for n in retriever.gaps.features])
-    return (
-        f["fused_margin"],
-        abs(in_scope - retriever.abstention.threshold),
-        abs(gap - retriever.gaps.threshold),
-    )
-
-
 def main() -> int:
     settings = Settings()
     texts = [q.text for q in load_devset(DEV_FILES) if q.split == "dev"]
@@ -61,7 +50,7 @@ def main() -> int:
     )
     want = [d for _, d in decisions(reference, texts)]
     got = decisions(fast, texts)
-    near = [distances(fast, scored) for scored, _ in got]
+    near = [fast.distances(scored) for scored, _ in got]
     differ = [g != w for (_, g), w in zip(got, want, strict=True)]
     print(f"{len(texts)} dev questions; int8 alone answers {sum(differ)} differently from torch")
     print(f"{'margin':>7} {'in_scope':>8} {'gap':>6} {'unchecked':>9} {'checked':>8}")

@@ -190,7 +190,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _evaluation_questions() -> list[str]:
+def evaluation_questions() -> list[str]:
     """Every evaluation question once (different questions, as users send them)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     from evaluate import load_devset
@@ -213,7 +213,7 @@ async def _main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     env = {"BOT_SEND_RATE_LIMIT": "0"} if args.limiter_off else {}
-    questions: Sequence[str] = QUESTIONS if args.repeated else _evaluation_questions()
+    questions: Sequence[str] = QUESTIONS if args.repeated else evaluation_questions()
     async with BotApiEmulator() as emu, bot_process(emu, env=env) as bot:
         await offer(emu, count=len(QUESTIONS), wait=60)  # warm up
         cpu = cpu_seconds(bot.pid)

@@ -264,17 +264,24 @@ class Retriever:
                     scored[i] = s
         return scored
 
-    def _close(self, scored: Scored) -> bool:
-        """The int8 model's error could change this question's answer: the first item, the
-        out-of-scope or the not-stated decision is within ``RECHECK`` of changing."""
+    def distances(self, scored: Scored) -> tuple[float, float, float]:
+        """How far each decision is from turning: the first item's fused score over the
+        second's, and the out-of-scope and not-stated models' confidences from their
+        thresholds (what ``RECHECK`` bounds)."""
         f = scored.features
         in_scope = self.abstention.confidence([f[n] for n in self.abstention.features])
         gap = self.gaps.confidence([f[n] for n in self.gaps.features])
         return (
-            f["fused_margin"] < RECHECK.fused_margin
-            or abs(in_scope - self.abstention.threshold) < RECHECK.in_scope
-            or abs(gap - self.gaps.threshold) < RECHECK.gap
+            f["fused_margin"],
+            abs(in_scope - self.abstention.threshold),
+            abs(gap - self.gaps.threshold),
         )
+
+    def _close(self, scored: Scored) -> bool:
+        """The int8 model's error could change this question's answer: the first item, the
+        out-of-scope or the not-stated decision is within ``RECHECK`` of changing."""
+        margin, in_scope, gap = self.distances(scored)
+        return margin < RECHECK.fused_margin or in_scope < RECHECK.in_scope or gap < RECHECK.gap
 
     def _score(
         self, questions: Sequence[str], corrected: Sequence[str], vectors: np.ndarray
