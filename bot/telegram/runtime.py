@@ -170,6 +170,7 @@ class Poller:
         self.policy = policy or RetryPolicy(base_delay=1.0, max_delay=30.0)
         self.next_id = 0  # one more than the newest update fetched
         self.polls = 0
+        self._dry = False  # the last poll brought nothing new
         self._request = AiohttpRequest(1, read_timeout=long_poll + 10.0, connect_timeout=10.0)
         self._stopping = asyncio.Event()
         self._conflict = False
@@ -193,15 +194,18 @@ class Poller:
     async def _wait_for_turn(self, last_poll: float) -> None:
         """While updates are in flight, poll again only once one finished (or ``idle_poll``
         seconds passed: a slow one, e.g. a reply being retried, does not hold up the others),
-        ``pace`` after the last poll, and with room for ``min_room`` new updates."""
+        ``pace`` after the last poll (``idle_poll`` after one that brought nothing new: while a
+        backlog drains, each answer sent would otherwise cost a round trip), and with room for
+        ``min_room`` new updates."""
         dispatcher = self.dispatcher
         while dispatcher.pending and not self._stopping.is_set():
             room = MAX_UPDATES - (self.next_id - self.offset)
             if room >= self.min_room:
                 await dispatcher.changed(self.idle_poll)
-                wait = self.pace - (time.monotonic() - last_poll)
+                gap = self.idle_poll if self._dry else self.pace
+                wait = gap - (time.monotonic() - last_poll)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
                 return
             await dispatcher.changed(self.idle_poll)
 
@@ -248,22 +252,26 @@ class Poller:
                     log.info("getUpdates works again (the other process stopped)")
                     self._conflict = False
                 failures = 0
-                self._take(raw)
+                self._dry = self._take(raw) == 0
         finally:
             await self._request.shutdown()
 
-    def _take(self, raw: list[dict[str, Any]]) -> None:
+    def _take(self, raw: list[dict[str, Any]]) -> int:
+        """Submit the updates not fetched before; returns how many there were."""
+        new = 0
         for data in raw:
             update_id = data.get("update_id")
             if not isinstance(update_id, int) or update_id < self.next_id:
                 continue  # in flight or handled already (the offset is the oldest unfinished)
             self.next_id = update_id + 1
+            new += 1
             try:
                 update = Update.de_json(data, self.bot)
             except Exception:  # a malformed update must not stop polling
                 log.exception("could not read update %d; skipped", update_id)
                 continue
             self.dispatcher.submit(update)
+        return new
 
     async def _interruptible(self, call: Awaitable[Any]) -> Any:
         """``call``'s result, or None when ``stop`` comes first (the call is cancelled: what it
