@@ -336,11 +336,17 @@ def load_index(
     ``IndexMismatchError`` naming what is wrong and the command that fixes it."""
     import faiss
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     # A flat search of a few hundred vectors takes microseconds on one thread; OpenMP's other
     # threads only wait for a core the model or the event loop needs (one question's answer
     # 15.2 -> 10.0 ms wall on a busy 2-core machine, measured 2026-12-02).
     faiss.omp_set_num_threads(1)
+    # The same for numpy's BLAS (OpenBLAS): its threads turned the few small products of a
+    # batch (questions against the off-topic and coverage vectors) into most of the scoring's
+    # CPU, 2.1 ms a question in batches of 8 against 0.6 on one thread; a batch's questions
+    # already run side by side in the model (measured 2026-12-02).
+    threadpool_limits(1, user_api="blas")
     if model_name is not None and model_name != settings.embedding_model:
         settings = settings.model_copy(update={"embedding_model": model_name})
     current, manifest = read_manifest(settings.index_dir)

@@ -128,6 +128,10 @@ class Retriever:
         self.gaps = gaps if gaps is not None else Abstention.load(GAPS_FILE)
         self.ranking = ranking if ranking is not None else Abstention.load(RANKING_FILE)
         self.fusion = fusion
+        # Stored as rows; transposed once here, as C-ordered copies (a product with a
+        # transposed view took several times as long).
+        self._off_topics_t = np.ascontiguousarray(index.off_topics.T)
+        self._coverage_t = np.ascontiguousarray(index.coverage.T)
         fields = np.array([row.field for row in index.rows])
         self._row_ok = np.isin(fields, fusion.fields)
         self._row_question = fields == "question"
@@ -294,8 +298,8 @@ class Retriever:
         if n_rows <= 4096:
             depth = n_rows
         sims, rows = self.index.faiss.search(vectors, depth)
-        off_sims = vectors @ self.index.off_topics.T
-        gap_sims = vectors @ self.index.coverage.T
+        off_sims = vectors @ self._off_topics_t
+        gap_sims = vectors @ self._coverage_t
         log_p = log_softmax(
             np.hstack([vectors, np.ones((len(vectors), 1), dtype=np.float32)])
             @ self.index.classifier
