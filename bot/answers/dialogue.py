@@ -706,7 +706,12 @@ def contextual_retrieval(
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
             scores[target] = max(scores.values()) + 1.0
-    return _ranked(scores, together, k, alone), understood
+    # Never abstained on in context: the question has been read as continuing an answered one
+    # (a question about something else is answered on its own, ``about_something_else``), and
+    # two questions run together often look off-topic to the abstention when neither does
+    # ("傾唔掂呢" after a question about disputes). The context's confidence stays, so a weak
+    # reading carries the low-confidence note.
+    return replace(_ranked(scores, together, k, alone), abstain=False), understood
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:

@@ -407,6 +407,20 @@ def test_an_elliptical_consequence_leaves_the_clause_for_its_breach() -> None:
     assert result.hits[0].item_id in ("b1", "p1")
 
 
+def test_a_follow_up_is_not_abstained_on_in_context() -> None:
+    """Two questions run together can look off-topic to the abstention (a long, odd text) when
+    neither does: a follow-up is about what its context was about, so it is answered (with the
+    context's low confidence), not refused."""
+    question = "逾期呢？"
+    context = _context("用什么方式付？", "3.3")
+    together = f"{context.question} {question}"
+    retriever = FakeRetriever({together: {"b1": 1.0, "3.3": 0.9}}, abstain=True)
+    alone = Retrieval(question, (Hit("b1", 0.9, dense=0.9), Hit("3.3", 0.7, dense=0.7)), 0.5, False)
+    result, _ = contextual_retrieval(question, context, "refers", retriever, alone)
+    assert not result.abstain and result.coverage == "answered"
+    assert result.hits[0].item_id == "b1"
+
+
 @pytest.mark.parametrize(
     "question", ["换成乙方呢", "如果是乙方那边呢", "and if it's the vendor?", "Party B instead?"]
 )
