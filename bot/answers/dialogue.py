@@ -23,8 +23,9 @@ a follow-up when it
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
-"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. So is a
-*self-sufficient* one (enough topic words, answered confidently by itself) unless a pronoun in it
+"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. An opener that
+announces another question (另外, 此外, "还有，", "Also,") makes one with a topic of its own new
+unless a pronoun in it points back. So is a *self-sufficient* one (enough topic words, answered confidently by itself) unless a pronoun in it
 points back: "What about the confidentiality clause, who does it bind?". A short or elliptical
 question that abstains alone is a follow-up unless most of its words are the off-topic examples'
 ("那北京天气呢？").
@@ -89,7 +90,7 @@ NEW_TOPIC = 0.1
 #: A question with at least this many topic words of its own whose own retrieval is this
 #: confident is *self-sufficient*: an opener, "what about", 又 / also or a condition does not
 #: make it a follow-up ("What about the confidentiality clause, who does it bind?",
-#: "另外，售后支援服务的定义又是什么？"); only a pronoun that points back still does.
+#: "那如果双方对解约意见不一致，算违约吗？"); only a pronoun that points back still does.
 SELF_TOPIC_WORDS = 3
 SELF_CONFIDENCE = 0.3
 #: A question answered this unconfidently on its own (or abstaining) is weak alone: in context
@@ -170,6 +171,10 @@ _ZH_OPENER = re.compile(
     r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*)+"
 )
 _EN_OPENER = re.compile(r"^(?:(?:and|then|so|but|also|or|ok|okay|well|hmm|oh)\b[,\s]*)+")
+#: Openers that announce another question ("另外，…", "还有，…", "此外…", "Also, …"): a question
+#: that opens with one and names a topic of its own is new unless a pronoun in it points back
+#: (not 还有 without a comma: "还有别的办法吗" asks for more of the same; nor 另外的, "the other").
+_NEW_QUESTION = re.compile(r"^(?:另外(?!的|一|那|这)|此外|还有[，,]|also,)")
 #: A Chinese question whose first word (openers and 我们 aside) is a modal or auxiliary verb has
 #: no subject: Chinese drops the subject it shares with the question before ("可以直接停服务吗"
 #: after a question about late payment, "要双方都签吗" after the supplementary agreements).
@@ -282,6 +287,7 @@ class Cues:
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
     other_side: bool = False  # "反过来呢": the other party, not named
     elided: bool = False  # "要双方都签吗": a modal verb first, the subject left to the context
+    new_question: bool = False  # "另外，…", "Also, …": another question announced
     english: bool = False
 
 
@@ -384,6 +390,7 @@ def cues(question: str) -> Cues:
         conditional=conditional,
         other_side=bool(_OTHER_SIDE.search(norm)),
         elided=elided,
+        new_question=bool(_NEW_QUESTION.match(norm)),
         english=english,
     )
 
@@ -409,7 +416,7 @@ def follow_up_kind(
         return "clause"
     if switches_party(c, context):
         return "party"
-    own = self_sufficient(c, alone)
+    own = self_sufficient(c, alone) or (c.new_question and bool(c.topic_words))
     if c.points_back or (c.refers_back and not own):
         return "refers"
     if c.conditional and not own:

@@ -159,7 +159,7 @@ def _alone(
 )
 def test_follow_ups_are_recognised(question: str, kind: str) -> None:
     # Not confident on its own: a cue without a pronoun still makes a follow-up.
-    assert follow_up_kind(question, _context(), _alone(gap=0.08, confidence=0.2)) == kind
+    assert follow_up_kind(question, _context(), _alone(gap=0.08, confidence=0.1)) == kind
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,9 @@ def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
 
 def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
     question = "账号在哪里写呀，银行那一栏？"
-    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=0.2)) == "continues"
+    # Answered neither weakly nor confidently enough to be self-sufficient.
+    middling = (dialogue.WEAK_CONFIDENCE + dialogue.SELF_CONFIDENCE) / 2
+    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=middling)) == "continues"
     assert follow_up_kind(question, _context(), _alone(gap=0.2, confidence=0.3)) == ""
 
 
@@ -213,7 +215,7 @@ def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> Non
     [
         "What about the confidentiality clause, who does it bind?",
         "And what if the parties disagree about termination, is that a breach?",
-        "另外，售后支援服务的定义又是什么？",
+        "售后支援服务的定义又是什么？",
         "那如果双方对解约意见不一致，算违约吗？",
     ],
 )
@@ -221,7 +223,34 @@ def test_a_self_sufficient_question_needs_a_pronoun_to_follow_up(question: str) 
     """Enough topic words and a confident retrieval of its own: an opener, "what about", 又 or
     a condition does not make it a follow-up; the same words answered weakly still do."""
     assert follow_up_kind(question, _context(), _alone(confidence=0.9)) == ""
-    assert follow_up_kind(question, _context(), _alone(confidence=0.2)) != ""
+    assert follow_up_kind(question, _context(), _alone(confidence=0.1)) != ""
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "另外，售后支援服务的定义又是什么？",
+        "另外请问乙方要不要培训",
+        "还有，付款后要留什么凭证？",
+        "此外乙方也要保密吗",
+        "Also, is there a list of attachments?",
+        "Also, can either party assign the agreement to someone else?",
+    ],
+)
+def test_a_question_announced_as_another_is_new(question: str) -> None:
+    """另外 / 此外 / 还有， / "Also," announce another question: with a topic of its
+    own it is new, however weakly it is answered alone, and whatever additive word it has."""
+    assert cues(question).new_question
+    assert follow_up_kind(question, _context(), _alone(gap=0.0, confidence=0.1)) == ""
+
+
+def test_an_announcing_opener_still_follows_up_with_a_pronoun_or_no_topic() -> None:
+    assert follow_up_kind("另外，这个要书面吗？", _context(), _alone(confidence=0.9)) == "refers"
+    assert follow_up_kind("还有，要先做什么？", _context(), _alone(confidence=0.9)) == "no-topic"
+    assert follow_up_kind("Also, what about Party B?", _context(), _alone()) == "party"
+    # Not an announcement: 还有 without a comma asks for more of the same, 另外的 is "the other".
+    assert not cues("还有别的办法吗").new_question
+    assert not cues("另外的情况呢").new_question
 
 
 def test_self_sufficient_needs_topic_words_and_a_confident_own_retrieval() -> None:
