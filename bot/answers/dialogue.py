@@ -23,10 +23,11 @@ a follow-up when it
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
-"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. An opener that
-announces another question (另外, 此外, "还有，", "Also,") makes one with a topic of its own new
-unless a pronoun in it points back. So is a *self-sufficient* one (enough topic words, answered confidently by itself) unless a pronoun in it
-points back: "What about the confidentiality clause, who does it bind?". A short or elliptical
+"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. So is one
+with a topic of its own that an opener announces as another question (另外, 此外, "还有，",
+"Also,"), and a *self-sufficient* one (enough topic words, answered confidently by itself),
+unless a pronoun in it points back: "What about the confidentiality clause, who does it bind?",
+"另外，这个要书面吗？" follow up. A short or elliptical
 question that abstains alone is a follow-up unless most of its words are the off-topic examples'
 ("那北京天气呢？").
 

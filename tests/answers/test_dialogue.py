@@ -206,7 +206,8 @@ def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> Non
     question = "账号在哪里写呀，银行那一栏？"
     # Answered neither weakly nor confidently enough to be self-sufficient.
     middling = (dialogue.WEAK_CONFIDENCE + dialogue.SELF_CONFIDENCE) / 2
-    assert follow_up_kind(question, _context(), _alone(gap=0.03, confidence=middling)) == "continues"
+    between = _alone(gap=0.03, confidence=middling)
+    assert follow_up_kind(question, _context(), between) == "continues"
     assert follow_up_kind(question, _context(), _alone(gap=0.2, confidence=0.3)) == ""
 
 
