@@ -109,7 +109,8 @@ class Merge:
     Scores are mixed: ``own_weight`` x the question's own scores + the rest x the scores of the
     question in context (the previous question and this one together). A question that is
     mostly its context — no topic words of its own ("is that only for Party A?"), a fragment,
-    or nothing the agreement answers by itself — uses ``bare_own_weight``. Then priors, in
+    nothing the agreement answers by itself, or a subject left to the context ("要双方都签吗")
+    — uses ``bare_own_weight`` (the last without the bare item prior). Then priors, in
     fused-score units (a cosine plus a little BM25): ``item_prior`` (``bare_item_prior``) for
     the previous main item, unless the question asks for something it links to;
     ``link_prior`` for the items it links to or that link to it; ``relation_prior`` for those
@@ -648,6 +649,8 @@ def contextual_retrieval(
     w = merge.bare_own_weight if bare else merge.own_weight
     if kind == "continues":  # its own words already find the topic: they decide the aspect
         w = merge.continue_own_weight
+    if kind == "elided":  # "要双方都签吗": the subject, the thing asked about, is the context's
+        w = merge.bare_own_weight
     if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
         w = merge.party_own_weight
     if (

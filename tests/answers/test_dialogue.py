@@ -528,6 +528,22 @@ def test_a_chinese_question_without_a_subject_follows_up(question: str) -> None:
     assert follow_up_kind(question, _context(), _alone()) in ("elided", "short")
 
 
+def test_a_question_without_a_subject_is_retrieved_mostly_in_its_context() -> None:
+    """Its own words ("同意") find something else; the subject it leaves out is the context's."""
+    question = "要双方都同意吗"
+    context = _context("补充协议是怎么回事？", "5.1")
+    together = f"{context.question} {question}"
+    retriever = FakeRetriever(
+        {question: {"3.3": 0.95, "5.2": 0.85}, together: {"5.2": 1.0, "3.3": 0.9}}
+    )
+    alone = replace(retriever.search(question, 50), confidence=0.5)
+    result, _ = contextual_retrieval(question, context, "elided", retriever, alone)
+    assert result.hits[0].item_id == "5.2"
+    # Read for another cue, its own words would decide.
+    result, _ = contextual_retrieval(question, context, "short", retriever, alone)
+    assert result.hits[0].item_id == "3.3"
+
+
 def test_a_subject_or_a_condition_first_is_no_elided_subject() -> None:
     for question in ("还有，协议需要双方盖章吗？", "乙方可以暂停服务吗", "要是处理得不及时呢"):
         assert not cues(question).elided, question
