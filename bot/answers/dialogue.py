@@ -718,12 +718,13 @@ def contextual_retrieval(
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
             scores[target] = max(scores.values()) + 1.0
-    # Never abstained on in context: the question has been read as continuing an answered one
-    # (a question about something else is answered on its own, ``about_something_else``), and
-    # two questions run together often look off-topic to the abstention when neither does
-    # ("傾唔掂呢" after a question about disputes). The context's confidence stays, so a weak
-    # reading carries the low-confidence note.
-    return replace(_ranked(scores, together, k, alone), abstain=False), understood
+    # Abstained on in context only when the question abstains on its own too: two questions run
+    # together often look off-topic to the abstention when neither does ("去邊度告" after a
+    # question about disputes), but one that abstains alone may be about something else that
+    # the off-topic veto let through ("宽带合约期没到想解约，要交违约金吗？" after a question
+    # about termination). The context's confidence stays: a weak reading carries the note.
+    ranked = _ranked(scores, together, k, alone)
+    return replace(ranked, abstain=ranked.abstain and alone.abstain), understood
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:

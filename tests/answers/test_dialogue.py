@@ -437,10 +437,10 @@ def test_an_elliptical_consequence_leaves_the_clause_for_its_breach() -> None:
     assert result.hits[0].item_id in ("b1", "p1")
 
 
-def test_a_follow_up_is_not_abstained_on_in_context() -> None:
+def test_a_follow_up_is_abstained_on_in_context_only_if_it_abstains_alone() -> None:
     """Two questions run together can look off-topic to the abstention (a long, odd text) when
-    neither does: a follow-up is about what its context was about, so it is answered (with the
-    context's low confidence), not refused."""
+    neither does: then the follow-up is answered (with the context's low confidence); one that
+    abstains on its own too may be about something else and still abstains."""
     question = "逾期呢？"
     context = _context("用什么方式付？", "3.3")
     together = f"{context.question} {question}"
@@ -449,6 +449,10 @@ def test_a_follow_up_is_not_abstained_on_in_context() -> None:
     result, _ = contextual_retrieval(question, context, "refers", retriever, alone)
     assert not result.abstain and result.coverage == "answered"
     assert result.hits[0].item_id == "b1"
+    result, _ = contextual_retrieval(
+        question, context, "refers", retriever, replace(alone, abstain=True)
+    )
+    assert result.abstain
 
 
 @pytest.mark.parametrize(
