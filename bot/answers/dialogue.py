@@ -170,9 +170,11 @@ _OTHER_SIDE = re.compile(
 )
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
-#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off.
+#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off. So are
+#: interjections (嗯, 哦, 蛤, like "hmm", "oh"): "蛤，所以…" is no clause that a pronoun could
+#: point back into.
 _ZH_OPENER = re.compile(
-    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*)+"
+    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉|蛤|嗯|哦|噢|喔|欸|诶|呃|哎)[，,、\s]*)+"
 )
 _EN_OPENER = re.compile(r"^(?:(?:and|then|so|but|also|or|ok|okay|well|hmm|oh)\b[,\s]*)+")
 #: Openers that announce another question ("另外，…", "还有，…", "此外…", "Also, …"): a question
