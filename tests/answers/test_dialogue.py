@@ -558,8 +558,8 @@ def test_openers_in_a_row_are_all_taken_off() -> None:
     assert cues("ok and on top of losses?").fragment
     assert cues("那么还有呢").length == 0
     # An interjection before a comma is no clause of its own: the pronoun points back.
-    assert cues("嗯，所以他们不用赔吗？").points_back
-    assert follow_up_kind("哦，那他们要先通知吗", _context(), _alone(confidence=0.9)) == "refers"
+    assert cues("蛤，所以他们不用赔吗？").points_back
+    assert follow_up_kind("喔，那他们要先通知吗", _context(), _alone(confidence=0.9)) == "refers"
 
 
 def test_a_standard_or_a_voucher_asks_for_the_items_documents() -> None:
