@@ -146,6 +146,8 @@ class Merge:
     consequence_penalty: float = 0.1
     #: After a party switch, the previous item if it is about both sides gains this.
     both_sides_prior: float = 0.05
+    #: ... and the other side's items of the previous (non-clause) item's kind gain this.
+    counterpart_prior: float = 0.05
     #: After a term, a follow-up not asking what it means: the clauses using it gain this.
     term_prior: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
@@ -696,6 +698,14 @@ def contextual_retrieval(
         if main is not None and item_side(main) is None:
             # A clause about both sides ("任何一方违约…") answers for the other side too.
             add([main.id], merge.both_sides_prior)
+        if main is not None and main.kind != "clause":
+            # The mirror question asks for the other side's item of the same kind: a party's
+            # description for a party's description, its breach for a breach (clauses, most of
+            # the items, say nothing by their kind).
+            add(
+                [i for i, side in sides() if side == new_side and _kind(i, knowledge) == main.kind],
+                merge.counterpart_prior,
+            )
     else:
         related = related_by(question, context.item_id, knowledge)
         follows = (
@@ -728,6 +738,11 @@ def contextual_retrieval(
     # about termination). The context's confidence stays: a weak reading carries the note.
     ranked = _ranked(scores, together, k, alone)
     return replace(ranked, abstain=ranked.abstain and alone.abstain), understood
+
+
+def _kind(item_id: str, knowledge: KnowledgeLike) -> str | None:
+    item = knowledge.get(item_id)
+    return item.kind if item is not None else None
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:

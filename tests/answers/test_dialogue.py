@@ -638,3 +638,20 @@ def test_a_follow_up_answered_by_its_own_words_drops_a_not_stated_context() -> N
     assert dialogue._ranked({"p1": 1.0}, base, 1, answered).coverage == "answered"
     unsure = replace(answered, coverage="not_stated")
     assert dialogue._ranked({"p1": 1.0}, base, 1, unsure).coverage == "not_stated"
+
+
+def test_a_party_switch_after_a_non_clause_item_finds_its_counterpart() -> None:
+    knowledge = _knowledge(
+        _plain("s1", "scenario", "甲方的业务"), _plain("s2", "scenario", "乙方的业务")
+    )
+    question = "那乙方呢？"
+    context = _context("甲方是做什么业务的？", "s1")
+    swapped = f"{dialogue.swap_parties(context.question)} {question}"
+    retriever = FakeRetriever({swapped: {"p2": 1.0, "s2": 0.97, "s1": 0.96}})
+    retriever.knowledge = knowledge
+    alone = retriever.search(question, 50)
+    result, _ = contextual_retrieval(question, context, "party", retriever, alone)
+    assert result.hits[0].item_id == "s2"  # 乙方's description, not another 乙方 item
+    off = replace(dialogue.MERGE, counterpart_prior=0.0)
+    result, _ = contextual_retrieval(question, context, "party", retriever, alone, merge=off)
+    assert result.hits[0].item_id == "p2"
