@@ -95,9 +95,6 @@ NEW_TOPIC = 0.1
 #: 0.2 since #12's refit (lower confidences): flat from 0 to 0.25 on the three dev writers.
 SELF_TOPIC_WORDS = 3
 SELF_CONFIDENCE = 0.2
-#: A question answered this unconfidently on its own (or abstaining) is weak alone: in context
-#: it is a follow-up ("then what's the remedy?"); #12's confidence (a product of three models).
-WEAK_CONFIDENCE = 0.15
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -444,7 +441,7 @@ def follow_up_kind(
     ) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
-    if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
+    if alone is not None and alone.abstain:  # weak alone: in context "then what's the remedy?"
         return "weak"
     if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
         return "continues"

@@ -204,8 +204,8 @@ def test_short_questions_stand_alone_when_strong_or_on_another_topic() -> None:
 
 def test_a_question_whose_own_retrieval_stays_on_the_topic_continues_it() -> None:
     question = "账号在哪里写呀，银行那一栏？"
-    # Answered neither weakly nor confidently enough to be self-sufficient.
-    middling = (dialogue.WEAK_CONFIDENCE + dialogue.SELF_CONFIDENCE) / 2
+    # Answered, but not confidently enough to be self-sufficient.
+    middling = dialogue.SELF_CONFIDENCE / 2
     between = _alone(gap=0.03, confidence=middling)
     assert follow_up_kind(question, _context(), between) == "continues"
     assert follow_up_kind(question, _context(), _alone(gap=0.2, confidence=0.3)) == ""
@@ -490,9 +490,12 @@ def test_a_confident_own_answer_next_to_the_previous_item_decides() -> None:
     assert result.hits[0].item_id == "3.2"
 
 
-def test_a_question_unsure_on_its_own_is_weak_in_context() -> None:
-    unsure = _alone(0.85, confidence=0.1)
-    assert follow_up_kind("then what's the payment penalty?", _context(), unsure) == "weak"
+def test_a_question_that_abstains_on_its_own_is_weak_in_context() -> None:
+    refused = _alone(0.85, confidence=0.1, abstain=True)
+    assert follow_up_kind("then what's the payment penalty?", _context(), refused) == "weak"
+    # Answered alone, however unsure, it is not weak (#12's abstention threshold covers that).
+    unsure = _alone(0.85, confidence=0.05)
+    assert follow_up_kind("then what's the payment penalty?", _context(), unsure) == ""
 
 
 def test_a_follow_up_keeps_what_the_agreement_does_not_say_while_its_item_stays_first() -> None:
