@@ -1274,7 +1274,6 @@ def merge_variants() -> list[tuple[str, Any]]:
         bare_item_prior=0.0,
         link_prior=0.0,
         relation_prior=0.0,
-        side_prior=0.0,
         structure=False,
     )
     alone = replace(none, own_weight=1.0, bare_own_weight=1.0)

@@ -112,9 +112,8 @@ class Merge:
     the previous main item, unless the question asks for something it links to;
     ``link_prior`` for the items it links to or that link to it; ``relation_prior`` for those
     linked by the relation the question asks about (remedy: "要赔吗", breach: "违反了会怎样",
-    procedure, document, definition, obligation); ``side_prior`` off the other side's
-    one-sided items when the question names one party. After a party switch the previous
-    side's one-sided items lose ``party_penalty`` and the other side's gain half of it.
+    procedure, document, definition, obligation). After a party switch the previous side's
+    one-sided items lose ``party_penalty`` and the other side's gain half of it.
     ``context`` is what the next turn's context is after a follow-up: ``"thread"`` keeps the
     last ``thread_turns`` questions together (a third turn still knows the topic), ``"last"``
     only this one.
@@ -126,8 +125,6 @@ class Merge:
     bare_item_prior: float = 0.1
     link_prior: float = 0.02
     relation_prior: float = 0.1
-    #: Taken off the other side's one-sided items when a follow-up names one party.
-    side_prior: float = 0.02
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
@@ -722,8 +719,6 @@ def contextual_retrieval(
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
         add(related, merge.relation_prior)
-        if len(c.parties) == 1 and kind != "continues":
-            add([i for i, side in sides() if side != c.parties[0]], -merge.side_prior)
     if kind == "clause" and merge.structure:
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
