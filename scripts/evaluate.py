@@ -1290,7 +1290,7 @@ def merge_variants() -> list[tuple[str, Any]]:
             replace(together, item_prior=0.05, bare_item_prior=0.05),
         ),
         ("mix of alone and together (0.8 / 0.3)", none),
-        ("mix + priors (item, links, relation, side)", replace(MERGE, structure=False)),
+        ("mix + priors (item, links, relation)", replace(MERGE, structure=False)),
         ("kept: mix + priors + clause and party switch", MERGE),
         ("kept, but context = last question only", replace(MERGE, context="last")),
         ("kept, but equal mix (0.5 / 0.5)", replace(MERGE, own_weight=0.5, bare_own_weight=0.5)),
