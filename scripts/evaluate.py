@@ -1274,7 +1274,6 @@ def merge_variants() -> list[tuple[str, Any]]:
         bare_item_prior=0.0,
         link_prior=0.0,
         relation_prior=0.0,
-        side_prior=0.0,
         structure=False,
     )
     alone = replace(none, own_weight=1.0, bare_own_weight=1.0)
@@ -1291,7 +1290,7 @@ def merge_variants() -> list[tuple[str, Any]]:
             replace(together, item_prior=0.05, bare_item_prior=0.05),
         ),
         ("mix of alone and together (0.8 / 0.3)", none),
-        ("mix + priors (item, links, relation, side)", replace(MERGE, structure=False)),
+        ("mix + priors (item, links, relation)", replace(MERGE, structure=False)),
         ("kept: mix + priors + clause and party switch", MERGE),
         ("kept, but context = last question only", replace(MERGE, context="last")),
         ("kept, but equal mix (0.5 / 0.5)", replace(MERGE, own_weight=0.5, bare_own_weight=0.5)),

@@ -23,9 +23,11 @@ a follow-up when it
 - or is not about the agreement at all on its own, but is in context ("then what's the remedy?").
 
 Anything else stands on its own and is never merged, whatever it starts with: "那合同一式几份？",
-"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. So is a
-*self-sufficient* one (enough topic words, answered confidently by itself) unless a pronoun in it
-points back: "What about the confidentiality clause, who does it bind?". A short or elliptical
+"还有，争议去哪里打官司？" and "Then what's the payment method?" are new questions. So is one
+with a topic of its own that an opener announces as another question (另外, 此外, "还有，",
+"Also,"), and a *self-sufficient* one (enough topic words, answered confidently by itself),
+unless a pronoun in it points back: "What about the confidentiality clause, who does it bind?",
+"另外，这个要书面吗？" follow up. A short or elliptical
 question that abstains alone is a follow-up unless most of its words are the off-topic examples'
 ("那北京天气呢？").
 
@@ -89,12 +91,10 @@ NEW_TOPIC = 0.1
 #: A question with at least this many topic words of its own whose own retrieval is this
 #: confident is *self-sufficient*: an opener, "what about", 又 / also or a condition does not
 #: make it a follow-up ("What about the confidentiality clause, who does it bind?",
-#: "另外，售后支援服务的定义又是什么？"); only a pronoun that points back still does.
+#: "那如果双方对解约意见不一致，算违约吗？"); only a pronoun that points back still does.
+#: 0.2 since #12's refit (lower confidences): flat from 0 to 0.25 on the three dev writers.
 SELF_TOPIC_WORDS = 3
-SELF_CONFIDENCE = 0.3
-#: A question answered this unconfidently on its own (or abstaining) is weak alone: in context
-#: it is a follow-up ("then what's the remedy?"); #12's confidence (a product of three models).
-WEAK_CONFIDENCE = 0.15
+SELF_CONFIDENCE = 0.2
 #: The topic line quotes at most this many characters of the previous question.
 TOPIC_CHARS = 28
 
@@ -106,14 +106,14 @@ class Merge:
     Scores are mixed: ``own_weight`` x the question's own scores + the rest x the scores of the
     question in context (the previous question and this one together). A question that is
     mostly its context — no topic words of its own ("is that only for Party A?"), a fragment,
-    or nothing the agreement answers by itself — uses ``bare_own_weight``. Then priors, in
+    nothing the agreement answers by itself, or a subject left to the context ("要双方都签吗")
+    — uses ``bare_own_weight`` (the last without the bare item prior). Then priors, in
     fused-score units (a cosine plus a little BM25): ``item_prior`` (``bare_item_prior``) for
     the previous main item, unless the question asks for something it links to;
     ``link_prior`` for the items it links to or that link to it; ``relation_prior`` for those
     linked by the relation the question asks about (remedy: "要赔吗", breach: "违反了会怎样",
-    procedure, document, definition, obligation); ``side_prior`` off the other side's
-    one-sided items when the question names one party. After a party switch the previous
-    side's one-sided items lose ``party_penalty`` and the other side's gain half of it.
+    procedure, document, definition, obligation). After a party switch the previous side's
+    one-sided items lose ``party_penalty`` and the other side's gain half of it.
     ``context`` is what the next turn's context is after a follow-up: ``"thread"`` keeps the
     last ``thread_turns`` questions together (a third turn still knows the topic), ``"last"``
     only this one.
@@ -125,14 +125,13 @@ class Merge:
     bare_item_prior: float = 0.1
     link_prior: float = 0.02
     relation_prior: float = 0.1
-    #: Taken off the other side's one-sided items when a follow-up names one party.
-    side_prior: float = 0.02
     #: Own weight of a question that stays on the previous topic by its own retrieval.
     continue_own_weight: float = 0.8
     party_penalty: float = 0.1
     #: A follow-up with words of its own whose own retrieval is this confident and finds an
-    #: item next to the previous one is answered by its own ranking (None: off).
-    own_confidence: float | None = 0.6
+    #: item next to the previous one is answered by its own ranking (None: off). 0.5 since
+    #: #12's refit: 0.45-0.55 on all three writers (0.4 loses dev2 and dev3 a turn each).
+    own_confidence: float | None = 0.5
     #: Own weight of a bare party switch ("换成乙方呢"): its own words name only the party.
     party_own_weight: float = 0.0
     #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
@@ -141,6 +140,8 @@ class Merge:
     consequence_penalty: float = 0.1
     #: After a party switch, the previous item if it is about both sides gains this.
     both_sides_prior: float = 0.05
+    #: ... and the other side's items of the previous (non-clause) item's kind gain this.
+    counterpart_prior: float = 0.05
     #: After a term, a follow-up not asking what it means: the clauses using it gain this.
     term_prior: float = 0.1
     #: Clauses and party switches resolved by the knowledge's structure (off: mixing only).
@@ -165,11 +166,17 @@ _OTHER_SIDE = re.compile(
 )
 _BOTH = re.compile(r"甲乙双方|双方|任何一方|各方|\bboth parties\b|\beither party\b|\beach party\b")
 #: Openers that say nothing by themselves: many new questions start with them too.
-#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off.
+#: Openers may come in a row ("ok and on top of losses?", "那么还有…"): all are taken off. So are
+#: interjections (嗯, 哦, 蛤, like "hmm", "oh"): "蛤，所以…" is no clause that a pronoun could
+#: point back into.
 _ZH_OPENER = re.compile(
-    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉)[，,、\s]*)+"
+    r"^(?:(?:那么|那|然后|所以|但是|可是|不过|还有|另外|此外|而且|并且|咁样|咁|噉|蛤|嗯|哦|噢|喔|欸|诶|呃|哎)[，,、\s]*)+"
 )
 _EN_OPENER = re.compile(r"^(?:(?:and|then|so|but|also|or|ok|okay|well|hmm|oh)\b[,\s]*)+")
+#: Openers that announce another question ("另外，…", "还有，…", "此外…", "Also, …"): a question
+#: that opens with one and names a topic of its own is new unless a pronoun in it points back
+#: (not 还有 without a comma: "还有别的办法吗" asks for more of the same; nor 另外的, "the other").
+_NEW_QUESTION = re.compile(r"^(?:另外(?!的|一|那|这)|此外|还有[，,]|also,)")
 #: A Chinese question whose first word (openers and 我们 aside) is a modal or auxiliary verb has
 #: no subject: Chinese drops the subject it shares with the question before ("可以直接停服务吗"
 #: after a question about late payment, "要双方都签吗" after the supplementary agreements).
@@ -282,6 +289,7 @@ class Cues:
     conditional: bool = False  # "如果已经外流了，…": a condition with no subject of its own
     other_side: bool = False  # "反过来呢": the other party, not named
     elided: bool = False  # "要双方都签吗": a modal verb first, the subject left to the context
+    new_question: bool = False  # "另外，…", "Also, …": another question announced
     english: bool = False
 
 
@@ -384,6 +392,7 @@ def cues(question: str) -> Cues:
         conditional=conditional,
         other_side=bool(_OTHER_SIDE.search(norm)),
         elided=elided,
+        new_question=bool(_NEW_QUESTION.match(norm)),
         english=english,
     )
 
@@ -409,7 +418,7 @@ def follow_up_kind(
         return "clause"
     if switches_party(c, context):
         return "party"
-    own = self_sufficient(c, alone)
+    own = self_sufficient(c, alone) or (c.new_question and bool(c.topic_words))
     if c.points_back or (c.refers_back and not own):
         return "refers"
     if c.conditional and not own:
@@ -429,7 +438,7 @@ def follow_up_kind(
     ) and not c.asks_who
     if short and not strong and not elsewhere_topic:
         return "short"
-    if alone is not None and (alone.abstain or alone.confidence < WEAK_CONFIDENCE):
+    if alone is not None and alone.abstain:  # weak alone: in context "then what's the remedy?"
         return "weak"
     if alone is not None and not c.asks_who and continues_topic(alone, context.item_id):
         return "continues"
@@ -639,6 +648,8 @@ def contextual_retrieval(
     w = merge.bare_own_weight if bare else merge.own_weight
     if kind == "continues":  # its own words already find the topic: they decide the aspect
         w = merge.continue_own_weight
+    if kind == "elided":  # "要双方都签吗": the subject, the thing asked about, is the context's
+        w = merge.bare_own_weight
     if party and c.bare_party:  # "换成乙方呢" alone finds only the party's description
         w = merge.party_own_weight
     if (
@@ -681,6 +692,14 @@ def contextual_retrieval(
         if main is not None and item_side(main) is None:
             # A clause about both sides ("任何一方违约…") answers for the other side too.
             add([main.id], merge.both_sides_prior)
+        if main is not None and main.kind != "clause":
+            # The mirror question asks for the other side's item of the same kind: a party's
+            # description for a party's description, its breach for a breach (clauses, most of
+            # the items, say nothing by their kind).
+            add(
+                [i for i, side in sides() if side == new_side and _kind(i, knowledge) == main.kind],
+                merge.counterpart_prior,
+            )
     else:
         related = related_by(question, context.item_id, knowledge)
         follows = (
@@ -700,13 +719,22 @@ def contextual_retrieval(
             add([context.item_id], merge.bare_item_prior if bare else merge.item_prior)
         add(neighbours(context.item_id, knowledge), merge.link_prior)
         add(related, merge.relation_prior)
-        if len(c.parties) == 1 and kind != "continues":
-            add([i for i, side in sides() if side != c.parties[0]], -merge.side_prior)
     if kind == "clause" and merge.structure:
         target = _clause_of(context.item_id, knowledge, scores)
         if target is not None:
             scores[target] = max(scores.values()) + 1.0
-    return _ranked(scores, together, k, alone), understood
+    # Abstained on in context only when the question abstains on its own too: two questions run
+    # together often look off-topic to the abstention when neither does ("去邊度告" after a
+    # question about disputes), but one that abstains alone may be about something else that
+    # the off-topic veto let through ("宽带合约期没到想解约，要交违约金吗？" after a question
+    # about termination). The context's confidence stays: a weak reading carries the note.
+    ranked = _ranked(scores, together, k, alone)
+    return replace(ranked, abstain=ranked.abstain and alone.abstain), understood
+
+
+def _kind(item_id: str, knowledge: KnowledgeLike) -> str | None:
+    item = knowledge.get(item_id)
+    return item.kind if item is not None else None
 
 
 def _mix(parts: Iterable[tuple[Retrieval, float]]) -> dict[str, float]:
