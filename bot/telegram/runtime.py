@@ -156,6 +156,7 @@ class Poller:
         pace: float = 0.02,
         min_room: int = 10,
         idle_poll: float = 0.25,
+        backlog: int = 20,
         conflict_retry: float = 15.0,
         policy: RetryPolicy | None = None,
     ) -> None:
@@ -166,6 +167,7 @@ class Poller:
         self.pace = pace
         self.min_room = min_room
         self.idle_poll = idle_poll
+        self.backlog = backlog
         self.conflict_retry = conflict_retry
         self.policy = policy or RetryPolicy(base_delay=1.0, max_delay=30.0)
         self.next_id = 0  # one more than the newest update fetched
@@ -194,15 +196,18 @@ class Poller:
     async def _wait_for_turn(self, last_poll: float) -> None:
         """While updates are in flight, poll again only once one finished (or ``idle_poll``
         seconds passed: a slow one, e.g. a reply being retried, does not hold up the others),
-        ``pace`` after the last poll (``idle_poll`` after one that brought nothing new: while a
-        backlog drains, each answer sent would otherwise cost a round trip), and with room for
-        ``min_room`` new updates."""
+        ``pace`` after the last poll, and with room for ``min_room`` new updates. While a
+        backlog drains (``backlog`` or more in flight) and the last poll brought nothing new,
+        ``idle_poll`` after it instead: each answer sent would otherwise cost a round trip
+        returning the whole backlog again; with a few in flight, a new question must not wait."""
         dispatcher = self.dispatcher
         while dispatcher.pending and not self._stopping.is_set():
-            room = MAX_UPDATES - (self.next_id - self.offset)
+            in_flight = self.next_id - self.offset
+            room = MAX_UPDATES - in_flight
             if room >= self.min_room:
                 await dispatcher.changed(self.idle_poll)
-                gap = self.idle_poll if self._dry else self.pace
+                draining = self._dry and in_flight >= self.backlog
+                gap = self.idle_poll if draining else self.pace
                 wait = gap - (time.monotonic() - last_poll)
                 if wait > 0:
                     await self._sleep(wait)
