@@ -729,7 +729,9 @@ def contextual_retrieval(
     # the off-topic veto let through ("宽带合约期没到想解约，要交违约金吗？" after a question
     # about termination). The context's confidence stays: a weak reading carries the note.
     ranked = _ranked(scores, together, k, alone)
-    return replace(ranked, abstain=ranked.abstain and alone.abstain), understood
+    if ranked.abstain and not alone.abstain:
+        ranked = replace(ranked, abstain=False, coverage="answered")
+    return ranked, understood
 
 
 def _kind(item_id: str, knowledge: KnowledgeLike) -> str | None:
@@ -777,7 +779,13 @@ def _ranked(
     ):
         # The same best item: what the agreement does not say about it still holds.
         return replace(base, hits=hits)
-    return Retrieval(query=base.query, hits=hits, confidence=base.confidence, abstain=base.abstain)
+    return Retrieval(
+        query=base.query,
+        hits=hits,
+        confidence=base.confidence,
+        abstain=base.abstain,
+        coverage="out_of_scope" if base.abstain else "answered",
+    )
 
 
 _DEFINITION = re.compile(r"什么意思|定义|指什么|是指|mean|defin")

@@ -658,3 +658,13 @@ def test_a_party_switch_after_a_non_clause_item_finds_its_counterpart() -> None:
     off = replace(dialogue.MERGE, counterpart_prior=0.0)
     result, _ = contextual_retrieval(question, context, "party", retriever, alone, merge=off)
     assert result.hits[0].item_id == "p2"
+
+
+def test_a_ranking_in_context_keeps_abstain_and_coverage_together() -> None:
+    hit = Hit(item_id="3.2", score=0.9, dense=0.9, lexical=1.0)
+    base = Retrieval("那乙方呢", (hit,), 0.1, abstain=True, coverage="out_of_scope")
+    refused = dialogue._ranked({"3.2": 0.9, "2.1": 0.5}, base, 5)
+    assert refused.abstain and refused.coverage == "out_of_scope"
+    answered = dialogue._ranked({"3.2": 0.9}, replace(base, abstain=False, coverage="answered"), 5)
+    assert not answered.abstain and answered.coverage == "answered"
+    assert [h.item_id for h in refused.hits] == ["3.2", "2.1"]
