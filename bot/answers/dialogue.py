@@ -541,16 +541,29 @@ OFF_TOPIC_MARGIN = 0.0
 OFF_TOPIC_SHARE = 0.4
 
 
-def about_something_else(retriever: RetrieverLike, question: str, alone: Retrieval) -> bool:
+def about_something_else(
+    retriever: RetrieverLike, question: str, alone: Retrieval, previous: str | None = None
+) -> bool:
     """Whether ``question``, which abstains on its own, is about what the agreement does not
     cover rather than elliptical ("in what currency?" abstains too, but is about the fee).
 
     Every short elliptical question looks off-topic to the abstention signals ("晚了呢？",
     "by whom?" are as close to the off-topic examples as "那北京天气呢？"), so a question that
     points back or has no topic of its own is only ruled off-topic when most of its topic
-    words are the off-topic examples' and not the agreement's (天气, mortgage).
+    words are the off-topic examples' and not the agreement's (天气, mortgage). Nor is one
+    whose own best item is ``previous`` (the item the chat was about) and whose topic words
+    are all the agreement's ("how far ahead is notice needed" after a question on renewal).
     """
     if not alone.abstain:
+        return False
+    c = cues(question)
+    if (
+        previous is not None
+        and alone.hits
+        and alone.hits[0].item_id == previous
+        and c.topic_words
+        and foreign_share(c.topic_words, retriever.knowledge) == 0.0
+    ):
         return False
     score_many = getattr(retriever, "score_many", None)
     if score_many is None:  # a retriever without the abstention signals: trust the abstention
@@ -560,7 +573,6 @@ def about_something_else(retriever: RetrieverLike, question: str, alone: Retriev
         features.get("off_topic_margin", 1.0) >= OFF_TOPIC_MARGIN
         or features.get("off_topic_share", 1.0) >= OFF_TOPIC_SHARE
     )
-    c = cues(question)
     short = c.length <= (SHORT_WORDS if c.english else SHORT_HAN)
     if not off or not (c.refers_back or c.conditional or c.fragment or short or not c.topic_words):
         return off
@@ -1020,7 +1032,7 @@ def answer_turn(
         guess = follow_up_kind(question, context)
         texts = [question, context_query(question, context, guess, merge)] if guess else [question]
         alone, *rest = _search(retriever, texts, merge.depth)
-        elsewhere = about_something_else(retriever, question, alone)
+        elsewhere = about_something_else(retriever, question, alone, context.item_id)
         kind = follow_up_kind(question, context, alone, elsewhere=elsewhere)
         if kind:
             retrieval, understood = contextual_retrieval(

@@ -668,3 +668,15 @@ def test_a_ranking_in_context_keeps_abstain_and_coverage_together() -> None:
     answered = dialogue._ranked({"3.2": 0.9}, replace(base, abstain=False, coverage="answered"), 5)
     assert not answered.abstain and answered.coverage == "answered"
     assert [h.item_id for h in refused.hits] == ["3.2", "2.1"]
+
+
+def test_a_question_whose_own_best_item_is_the_previous_one_is_not_about_something_else() -> None:
+    retriever = FakeRetriever({})  # no abstention signals: an abstention is trusted
+    on_p1 = Retrieval("q", (Hit("p1", 0.8, dense=0.8), Hit("3.2", 0.7, dense=0.7)), 0.2, True)
+    question = "服务费用转账要及时沟通吗"  # the fake items' words only
+    assert dialogue.cues(question).topic_words
+    assert not dialogue.about_something_else(retriever, question, on_p1, previous="p1")
+    assert dialogue.about_something_else(retriever, question, on_p1, previous="3.2")
+    assert dialogue.about_something_else(retriever, question, on_p1)
+    # words of the off-topic examples the agreement never uses keep it elsewhere
+    assert dialogue.about_something_else(retriever, "那北京天气呢", on_p1, previous="p1")
