@@ -8,6 +8,7 @@ have everything about them deleted (``forget``).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,6 +101,10 @@ class Storage(Protocol):
     def schema_version(self) -> int: ...
 
     def close(self) -> None: ...
+
+    def together(self) -> AbstractContextManager[None]:
+        """The calls made inside it, in this thread, run in one transaction."""
+        ...
 
     def user_hash(self, user_id: int) -> str:
         """The stored stand-in for a Telegram user id."""

@@ -14,6 +14,7 @@ to open.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ class PostgresStorage(SqlStorage):
 
         self._masked = mask_url(url)
         self._clock = clock
+        self._shared = threading.local()
         self._errors: tuple[type[Exception], ...] = (psycopg.Error, PoolTimeout)
         self._pool: Any = None
         try:
@@ -105,7 +107,7 @@ class PostgresStorage(SqlStorage):
         )
 
     @contextmanager
-    def _tx(self) -> Iterator[Cursor]:
+    def _transaction(self) -> Iterator[Cursor]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
 

@@ -76,6 +76,7 @@ class SqliteStorage(SqlStorage):
         self.path = Path(path)
         self.key_file = key_file or default_key_file(self.path)
         self._clock = clock
+        self._shared = threading.local()
         try:
             owner_only_dirs(self.path.parent)
             _owner_only_file(self.path)
@@ -109,7 +110,7 @@ class SqliteStorage(SqlStorage):
         return str(self.path)
 
     @contextmanager
-    def _tx(self) -> Iterator[Cursor]:
+    def _transaction(self) -> Iterator[Cursor]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

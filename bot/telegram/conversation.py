@@ -71,13 +71,14 @@ def _ask_reads(
     dialogue_timeout: float | None,
     limit: tuple[int, float] | None,
 ) -> Asking:
-    dialogue = (
-        db.get_dialogue(key, chat_id, max_age=dialogue_timeout)
-        if dialogue_timeout is not None and dialogue_timeout > 0
-        else None
-    )
-    chosen = db.get_language(user_id) if user_id is not None else None
-    limited = db.rate_limit(key, *limit) if limit is not None else None
+    with db.together():  # one transaction: on PostgreSQL, a third of the round trips
+        dialogue = (
+            db.get_dialogue(key, chat_id, max_age=dialogue_timeout)
+            if dialogue_timeout is not None and dialogue_timeout > 0
+            else None
+        )
+        chosen = db.get_language(user_id) if user_id is not None else None
+        limited = db.rate_limit(key, *limit) if limit is not None else None
     return Asking(dialogue, chosen, limited)
 
 
@@ -136,11 +137,12 @@ def _record(
 ) -> str | None:
     """What one answered question leaves in storage: its context for a follow-up, and its log
     row (the answer id the buttons carry; None for an empty answer, which is not logged)."""
-    if reply.turn is not None and dialogue_timeout > 0:
-        db.set_dialogue(user_id, chat_id, reply.turn, max_age=dialogue_timeout)
-    if reply.answer.intent == "empty":
-        return None
-    return db.log_answer(user_id, reply.answer, source=source)
+    with db.together():
+        if reply.turn is not None and dialogue_timeout > 0:
+            db.set_dialogue(user_id, chat_id, reply.turn, max_age=dialogue_timeout)
+        if reply.answer.intent == "empty":
+            return None
+        return db.log_answer(user_id, reply.answer, source=source)
 
 
 async def record_reply(state: BotState, update: Update, reply: Reply, *, source: str) -> str | None:

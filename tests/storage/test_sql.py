@@ -365,3 +365,23 @@ def test_dialogue_context_is_shared_by_processes_and_hashed(backend: Backend) ->
     assert "甲方拖欠服务费怎么办" in dump
     assert str(user) not in dump and str(chat) not in dump  # hashed, like every user id
     assert second.forget(user).deleted.get("dialogues") == 1  # /forget takes it along
+
+
+def test_calls_made_together_share_one_transaction(backend: Backend) -> None:
+    storage, other = backend.reopen(), backend.reopen()  # another process on the database
+    with storage.together():
+        storage.set_dialogue(5, 5, _turn(), max_age=600)
+        storage.log_answer(5, _answer("合同有效期多久？"))
+        assert storage.get_dialogue(5, 5, max_age=600) is not None  # its own writes, at once
+        with storage.together():  # nested: the outer one counts
+            assert storage.rate_limit(5, 3, 60.0) == (True, False)
+    assert other.get_dialogue(5, 5, max_age=600) is not None
+    assert other.stats().questions == 1
+    # an error inside rolls every call back: nothing half-written
+    with pytest.raises(ZeroDivisionError), storage.together():
+        storage.set_dialogue(6, 6, _turn(), max_age=600)
+        storage.log_answer(6, _answer("续约要提前多久？"))
+        _ = 1 / 0
+    assert other.get_dialogue(6, 6, max_age=600) is None and other.stats().questions == 1
+    storage.set_dialogue(7, 7, _turn(), max_age=600)  # and calls alone work as before
+    assert other.get_dialogue(7, 7, max_age=600) is not None
