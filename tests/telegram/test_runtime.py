@@ -249,6 +249,42 @@ async def test_a_burst_of_500_is_drained_at_the_limiters_rate_with_none_lost(
         assert emu.pending_updates == []  # all acknowledged at the stop
 
 
+class _Busy:
+    """A dispatcher with ``in_flight`` updates from id 0 on, one of which finishes at once."""
+
+    def __init__(self, in_flight: int) -> None:
+        self.pending = in_flight
+
+    def oldest_unfinished(self) -> int | None:
+        return 0 if self.pending else None
+
+    async def changed(self, timeout: float) -> None:
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(("in_flight", "waits"), [(3, False), (50, True)])
+async def test_after_an_empty_poll_only_a_backlog_slows_polling(
+    in_flight: int, waits: bool
+) -> None:
+    """With a few updates in flight a new question is fetched at the usual pace whatever the
+    last poll brought; while a backlog drains, an empty poll is followed by ``idle_poll``."""
+    from telegram import Bot
+
+    poller = Poller(
+        Bot("123:abc", base_url="http://127.0.0.1:9/bot"),
+        _Busy(in_flight),  # type: ignore[arg-type]
+        pace=0.0,
+        idle_poll=30.0,
+    )
+    poller.next_id = in_flight
+    poller._dry = True
+    turn = asyncio.ensure_future(poller._wait_for_turn(time.monotonic()))
+    done, _ = await asyncio.wait({turn}, timeout=1.0)
+    assert bool(done) is not waits
+    poller.stop()  # a waiting turn ends with the stop
+    await asyncio.wait_for(turn, 3.0)
+
+
 def _outstanding(delivered: list[float], answered: list[float], at: float) -> int:
     return sum(1 for t in delivered if t <= at) - sum(1 for t in answered if t <= at)
 
