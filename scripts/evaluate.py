@@ -725,7 +725,11 @@ def fit_gaps(
 
 
 def cross_validate(
-    retriever: Retriever, questions: Sequence[DevQuestion], folds: int = 5, shuffles: int = 3
+    retriever: Retriever,
+    questions: Sequence[DevQuestion],
+    folds: int = 5,
+    shuffles: int = 3,
+    rows: _Rows | None = None,
 ) -> dict[str, float]:
     """The fit procedure of the three models, k-fold within the given (dev) questions, averaged
     over a few seeded shuffles: out-of-scope abstained, not-stated flagged, in-scope flagged
@@ -733,9 +737,8 @@ def cross_validate(
     in-scope questions with confidence >= 0.9."""
     import numpy as np
 
-    rows = _rows(retriever, questions)
+    rows = rows or _rows(retriever, questions)
     n = len(rows.questions)
-    scope_labels = rows.scope_labels()
     counts = {
         "oos": [0, 0],
         "ns": [0, 0],
@@ -747,24 +750,10 @@ def cross_validate(
         order = np.random.RandomState(seed).permutation(n)
         for fold in range(folds):
             test = set(order[fold::folds].tolist())
-            train = [i for i in range(n) if i not in test]
-            scope = fit_features(
-                [rows.features[i] for i in train], [scope_labels[i] for i in train], rates=True
-            )
-            part = rows.gap_part(train)
-            gaps = fit_features(
-                [rows.features[i] for i in part],
-                [rows.questions[i].kind == "not_stated" for i in part],
-                features=GAP_FEATURES,
-                cost=1 / FALSE_GAP_COST,
-            )
-            inside = [i for i in train if rows.questions[i].in_scope]
-            ranking = fit_features(
-                [rows.features[i] for i in inside],
-                [rows.top_right[i] for i in inside],
-                features=RANKING_FEATURES,
-                balance=False,
-            )
+            train = rows.subset(i for i in range(n) if i not in test)
+            scope = fit(retriever, train.questions, rows=train)
+            gaps = fit_gaps(retriever, train.questions, rows=train)
+            ranking = fit_ranking(retriever, train.questions, rows=train)
             for i in test:
                 f, kind = rows.features[i], rows.questions[i].kind
                 out = scope.confidence([f[x] for x in scope.features]) < scope.threshold
@@ -1009,10 +998,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(compare_party(retriever, dev)))
         return 0
     if args.fit:
-        cv = cross_validate(retriever, dev)
-        retriever.abstention = fit(retriever, dev)
-        retriever.gaps = fit_gaps(retriever, dev)
-        retriever.ranking = fit_ranking(retriever, dev)
+        rows = _rows(retriever, dev)  # scored once, under the placeholder models
+        cv = cross_validate(retriever, dev, rows=rows)
+        retriever.abstention = fit(retriever, dev, rows=rows)
+        retriever.gaps = fit_gaps(retriever, dev, rows=rows)
+        retriever.ranking = fit_ranking(retriever, dev, rows=rows)
         for path, model in (
             (ABSTENTION_FILE, retriever.abstention),
             (GAPS_FILE, retriever.gaps),
