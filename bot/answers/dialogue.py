@@ -240,6 +240,8 @@ _BARE = re.compile(
 )
 #: A condition opening the question ("如果已经外流了，…"); its clause is group 1.
 _ZH_CONDITIONAL = re.compile(r"^(?:如果|要是|假如|万一|若是|若|假设)(.*)")
+#: ... or closed by 的话 in the first clause ("违反的话后果是什么"): the condition is group 1.
+_ZH_CONDITION_AFTER = re.compile(r"^([^，,、]*?)的话")
 #: "Which clause is that?" (asked without a topic of its own).
 _ASKS_CLAUSE = re.compile(
     r"哪一?条|哪个条款|哪项条款|第几条|条款号|条款编号|哪一?款|什么条款|依据|出处|根据哪"
@@ -268,7 +270,8 @@ GENERIC_WORDS = _wordset(
     之后 后 前 来 去 该 完 完要 那边 这是 这些 那些 相关 对应 不好 不成
     咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边
     do does happen handle deal what next then first ever only exactly also too after before
-    against one treat written word"""
+    against one treat written word
+    已经 一直 仍然 仍 还是 总是 老是 已 already still yet just anyway"""
 )
 
 
@@ -372,9 +375,17 @@ def cues(question: str) -> Cues:
     rest = _PARTY.sub("", _EN_ELLIPSIS.sub("", body))
     bare_party = party is not None and not re.search(r"[\u3400-\u9fffa-z0-9]", _BARE.sub("", rest))
     conditional = False
-    if not english and (match := _ZH_CONDITIONAL.match(body)):
+    if not english and (match := _ZH_CONDITIONAL.match(body) or _ZH_CONDITION_AFTER.match(body)):
         condition = re.split(r"[，,、]", match.group(1))[0]
-        conditional = not _PARTY.search(condition) and not re.search(r"协议|合同|合约", condition)
+        # "如果双方意见不一致，…" leaves its subject to the context when answered weakly; a
+        # condition closed by 的话 is a topic of its own once it names both sides
+        # ("双方闹僵了的话…").
+        after = match.re is _ZH_CONDITION_AFTER
+        conditional = not (
+            _PARTY.search(condition)
+            or (after and _BOTH.search(condition))
+            or re.search(r"协议|合同|合约", condition)
+        )
     asks_clause = bool(_ASKS_CLAUSE.search(norm))
     if asks_clause:
         content = [w for w in content if w not in _CLAUSE_WORDS]

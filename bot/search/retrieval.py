@@ -253,7 +253,7 @@ class Retriever:
         questions = [q[: self.settings.max_question_chars] for q in questions]
         if not questions:
             return []
-        corrected = [self.speller.correct(q) for q in questions]
+        corrected = [self.speller.correct(textproc.from_cantonese(q)) for q in questions]
         scored = self._score(questions, corrected, self.encode(corrected))
         exact = getattr(self.model, "exact", None)
         if exact is not None:

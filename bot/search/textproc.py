@@ -103,6 +103,97 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text.lower()).strip()
 
 
+#: Written Cantonese: characters Mandarin does not use (佢 he, 哋 plural, 嘅 of, 咗 done, 冇 have
+#: not, 唔 not, ...). A question with one of them is read as Cantonese by ``from_cantonese``.
+_CANTONESE = re.compile(r"[佢哋嘅咗冇唔嘢喺啲嚟乜咩嗰攞睇搵揾畀]|系咪|点样|点解|边个|边度|几耐")
+#: Cantonese words and the Mandarin the agreement uses for them (keys in simplified characters,
+#: longest first when applied). Only words that mean the same in any context are here: not 边
+#: (side, as in 两边), nor 点 (o'clock), nor 埋 or 整 alone.
+CANTONESE = {
+    "佢哋": "他们",
+    "我哋": "我们",
+    "你哋": "你们",
+    "佢": "他",
+    "哋": "们",
+    "嘅": "的",
+    "咗": "了",
+    "冇": "没有",
+    "系唔系": "是不是",
+    "系咪": "是不是",
+    "使唔使": "需不需要",
+    "得唔得": "行不行",
+    "倾唔掂": "谈不拢",
+    "唔": "不",
+    "乜嘢": "什么",
+    "做乜": "为什么",
+    "乜": "什么",
+    "咩": "什么",
+    "点解": "为什么",
+    "点样": "怎样",
+    "点算": "怎么办",
+    "点办": "怎么办",
+    "点做": "怎么做",
+    "又点": "又怎样",
+    "边个": "谁",
+    "边度": "哪里",
+    "边条": "哪条",
+    "边间": "哪家",
+    "几多": "多少",
+    "几耐": "多久",
+    "几时": "什么时候",
+    "定系": "还是",
+    "而家": "现在",
+    "俾钱": "付钱",
+    "畀钱": "付钱",
+    "俾": "给",
+    "畀": "给",
+    "啲": "些",
+    "嚟": "来",
+    "喺": "在",
+    "睇": "看",
+    "搵": "找",
+    "揾": "找",
+    "攞": "拿",
+    "嗰": "那",
+    "呢个": "这个",
+    "呢啲": "这些",
+    "呢条": "这条",
+    "呢份": "这份",
+    "咁样": "这样",
+    "咁": "那",
+    "仲": "还",
+    "嘢": "东西",
+    "啱": "对",
+    "谂": "想",
+    "倾": "谈",
+    "入禀": "起诉",
+    "用家": "用户",
+    "炒咗": "解雇了",
+    "炒鱿鱼": "解雇",
+}
+_CANTONESE_RE = re.compile(
+    # 系 is 是 in Cantonese, but not in 关系, 联系, 体系, 系统, 系列.
+    "|".join(map(re.escape, sorted(CANTONESE, key=len, reverse=True)))
+    + r"|(?<![关联体派])系(?![统列数])"
+)
+
+
+def from_cantonese(text: str) -> str:
+    """A written Cantonese question in simplified Mandarin ("佢哋一直唔理又点" → "他们一直不理又
+    怎样"), which the embedding model and the agreement's words understand; other text as it is.
+
+    The agreement and its alternate questions are Mandarin, and the model reads colloquial
+    Cantonese poorly: a Cantonese complaint question abstained where its Mandarin wording is
+    answered.
+    """
+    if not _CJK_RUN.search(text):
+        return text
+    simplified = _t2s().convert(to_half_width(text))
+    if not _CANTONESE.search(simplified):
+        return text
+    return _CANTONESE_RE.sub(lambda m: CANTONESE.get(m.group(0), "是"), simplified)
+
+
 def parse_number(text: str, max_digits: int = 9) -> int | None:
     """The non-negative integer ``text`` spells in ASCII digits (after NFKC), else None.
 

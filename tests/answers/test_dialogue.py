@@ -149,6 +149,7 @@ def _alone(
         ("那乙方可以怎么处理？", "no-topic"),  # nothing but a party and a generic verb
         ("要先做什么？", "no-topic"),
         ("如果已经外流了，甲方要怎么做？", "conditional"),  # a condition without its subject
+        ("违反的话后果是什么？", "conditional"),  # ... or closed by 的话
         ("谁付给谁？", "short"),
         # Cantonese, as zh-Hant users write it: 佢哋 they, 嗰個 that, 咁 so, 點 how.
         ("佢哋要賠嗎？", "refers"),
@@ -178,6 +179,8 @@ def test_follow_ups_are_recognised(question: str, kind: str) -> None:
         "What does this agreement say about renewal?",
         # A conditional with its own subject; a question about a party itself.
         "如果乙方泄露了甲方的资料怎么办？",
+        "乙方违约的话甲方能解约吗？",
+        "双方谈不拢的话去哪里解决？",
         "and who is Party A?",
         "甲方是做什么的？",
         # A pronoun pointing inside the question, a dummy "it", asking words that are no cue.
@@ -680,3 +683,17 @@ def test_a_question_whose_own_best_item_is_the_previous_one_is_not_about_somethi
     assert dialogue.about_something_else(retriever, question, on_p1)
     # words of the off-topic examples the agreement never uses keep it elsewhere
     assert dialogue.about_something_else(retriever, "那北京天气呢", on_p1, previous="p1")
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("what if they already did", ()),
+        ("they still have not paid", ("paid",)),
+        ("佢哋一直唔理又點", ("理",)),
+    ],
+)
+def test_adverbs_of_time_name_no_topic(question: str, topic: tuple[str, ...]) -> None:
+    # "already" is no subject from elsewhere: an elliptical follow-up that abstains on its own
+    # is not ruled off-topic because of it.
+    assert cues(question).topic_words == topic

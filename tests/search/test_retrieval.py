@@ -69,6 +69,21 @@ def test_questions_find_the_right_item(retriever: Retriever, question: str, expe
 
 
 @pytest.mark.parametrize(
+    ("cantonese", "mandarin"),
+    [
+        ("甲方冇按時俾服務費，乙方可以點做？", "甲方没有按时给服务费，乙方可以怎么做？"),
+        ("佢哋洩露咗我哋嘅技術資料點算", "他们泄露了我们的技术资料怎么办"),
+    ],
+)
+def test_a_cantonese_question_is_answered_as_its_mandarin_wording(
+    retriever: Retriever, cantonese: str, mandarin: str
+) -> None:
+    spoken, written = retriever.search(cantonese), retriever.search(mandarin)
+    assert not spoken.abstain
+    assert [h.item_id for h in spoken.hits[:3]] == [h.item_id for h in written.hits[:3]]
+
+
+@pytest.mark.parametrize(
     "question",
     [
         "今天股市行情如何",

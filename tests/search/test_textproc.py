@@ -10,6 +10,7 @@ from bot.search.textproc import (
     cjk_bigrams,
     deletions,
     edit_distance,
+    from_cantonese,
     general_idf,
     normalize,
     stem,
@@ -195,3 +196,30 @@ def test_parse_number_never_raises_on_any_digit_character() -> None:
     for digit in digits:
         value = textproc.parse_number(digit)
         assert value is None or 0 <= value <= 9
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("佢哋一直唔理又點", "他们一直不理又怎样"),
+        ("服務費係咪每個月俾？", "服务费是不是每个月给?"),
+        ("如果兩邊傾唔掂點算", "如果两边谈不拢怎么办"),
+        ("佢係乙方嘅人", "他是乙方的人"),  # 系 is 是 ...
+        ("佢哋嘅系統有冇問題", "他们的系统有没有问题"),  # ... but not in 系统
+    ],
+)
+def test_cantonese_questions_are_read_as_mandarin(raw: str, expected: str) -> None:
+    assert from_cantonese(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "甲方與乙方的關係是什麼？",  # traditional Mandarin: left as written (係 in 關係)
+        "兩邊都要簽名嗎",  # 边 (side) alone is no Cantonese word
+        "What does clause 5.1 say?",
+        "",
+    ],
+)
+def test_text_that_is_not_cantonese_is_left_as_it_is(text: str) -> None:
+    assert from_cantonese(text) == text
