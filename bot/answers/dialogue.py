@@ -850,10 +850,12 @@ _EXISTS = re.compile(
     r"|\b(?:is|are) there (?:a|an|any|one)\b"
 )
 
-#: An obligation not kept: being late, not doing it, a leak, a breach (zh-Hans after
-#: normalization; Cantonese 做唔到).
+#: An obligation not kept: being late, not doing it, not paying ("拖了两个月还没付", "still
+#: haven't paid"), a leak, a breach (zh-Hans after normalization; Cantonese 做唔到).
 _FAILURE = re.compile(
-    r"晚|迟|延迟|延误|逾期|拖欠|超期|做不到|做唔到|未能|不履行|违反|违约|泄露|泄漏|外流"
+    r"晚|迟|延迟|延误|逾期|拖欠|拖了|拖着|拖到|拖延|超期|做不到|做唔到|未能|不履行|违反|违约"
+    r"|泄露|泄漏|外流|[没未不]付|[没未不]交|没给|不给"
+    r"|(?<![a-z])unpaid|(?:n't|\bnot|\bnever|\bstop(?:s|ped)?) (?:yet )?pa(?:y|id)"
     # (?<![a-z]), not \b: mixed text has no boundary between 款 and "delay" ("付款delay了呢").
     r"|(?<![a-z])(?:late\b|delay|fail|miss|breach|violat|leak|disclos)"
 )

@@ -697,3 +697,16 @@ def test_adverbs_of_time_name_no_topic(question: str, topic: tuple[str, ...]) ->
     # "already" is no subject from elsewhere: an elliptical follow-up that abstains on its own
     # is not ruled off-topic because of it.
     assert cues(question).topic_words == topic
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "要是拖了两个月还没付呢",
+        "如果一直不付款呢",
+        "and if they still haven't paid?",
+        "what if A never pays",
+    ],
+)
+def test_a_payment_not_made_asks_what_follows(question: str) -> None:
+    assert asks_consequence(question)
