@@ -1090,6 +1090,8 @@ DIALOGUES_DEV3 = ROOT / "tests" / "data" / "dialogues_dev3.toml"
 DIALOGUES_DEV4 = ROOT / "tests" / "data" / "dialogues_dev4.toml"
 #: A fifth, the same way (2026-12-02), after the first four had been tuned on.
 DIALOGUES_DEV5 = ROOT / "tests" / "data" / "dialogues_dev5.toml"
+#: A sixth, the same way (2026-12-03), after the first five had been tuned on.
+DIALOGUES_DEV6 = ROOT / "tests" / "data" / "dialogues_dev6.toml"
 #: The dialogue sets tuned on, reported apart and together.
 DIALOGUES_DEV_SETS = {
     "dev": DIALOGUES_DEV,
@@ -1097,6 +1099,7 @@ DIALOGUES_DEV_SETS = {
     "dev3": DIALOGUES_DEV3,
     "dev4": DIALOGUES_DEV4,
     "dev5": DIALOGUES_DEV5,
+    "dev6": DIALOGUES_DEV6,
 }
 #: Written apart from the dev dialogues, the knowledge and the other evaluation sets; never
 #: tuned on, its aggregate figures only checked against the floors.
