@@ -68,12 +68,14 @@ EXTRA = ("not_stated", "hard_oos", "controls")
 #: The same kinds again by a second writer (tests/data/*_dev2.toml), from the agreement and the
 #: category list only, after the models were fitted on the first: a check of how the fits
 #: generalise, then part of dev (``--source`` picks one writer's questions). And by a third
-#: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two.
+#: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two, and a fourth
+#: (tests/data/*_dev4.toml, 2026-12-03) after the refit on the first three.
 DEV_FILES = (
     DEVSET,
     *(DATA / f"{name}_dev.toml" for name in EXTRA),
     *(DATA / f"{name}_dev2.toml" for name in EXTRA),
     *(DATA / f"{name}_dev3.toml" for name in EXTRA),
+    *(DATA / f"{name}_dev4.toml" for name in EXTRA),
 )
 HELDOUT_FILES = (HELDOUT, *(DATA / f"{name}_heldout.toml" for name in EXTRA))
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
@@ -92,7 +94,7 @@ class DevQuestion:
     kind: str = ""  # "" = from gold: in_scope when it has one, else out_of_scope
     category: str = ""  # not_stated: the coverage-map category
     near: tuple[str, ...] = ()  # not_stated: items relevant to quote
-    source: str = ""  # which writer's file: "dev", "dev2", "dev3" or "heldout"
+    source: str = ""  # which writer's file: "dev", "dev2", "dev3", "dev4" or "heldout"
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -138,8 +140,8 @@ def _load_file(path: Path) -> list[DevQuestion]:
 
 
 def _source(path: Path, split: str) -> str:
-    """The writer of a file: "dev2" / "dev3" for the later dev writers' files, else its split."""
-    for later in ("dev2", "dev3"):
+    """The writer of a file: "dev2" to "dev4" for the later dev writers' files, else its split."""
+    for later in ("dev2", "dev3", "dev4"):
         if path.stem.endswith(f"_{later}"):
             return later
     return split
@@ -942,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list the dev split's misses")
     parser.add_argument(
         "--source",
-        choices=["dev", "dev2", "dev3", "all"],
+        choices=["dev", "dev2", "dev3", "dev4", "all"],
         default="all",
         help="which dev writer's questions to fit and report on (default all)",
     )
