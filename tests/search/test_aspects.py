@@ -75,6 +75,10 @@ def test_a_stated_value_answers_the_question() -> None:
     assert missing_aspect(normalize("协议一式几份"), COPIES) is None
     assert missing_aspect(normalize("服务费多久付一次"), QUARTERLY) is None
     assert states_aspect(PENALTY, "cost_bearer")  # 应向对方支付: who pays is stated
+    # The payer may come well before the verb (clause 3.1's wording): "who pays" is answered.
+    paying = _item("服务费用为人民币____元，甲方应按照本协议约定的付款方式及时支付。", ("fee",))
+    assert missing_aspect(normalize("Who pays the service fee?"), paying, PARAMETERS) is None
+    assert missing_aspect(normalize("服务费由谁承担"), paying, PARAMETERS) is None
 
 
 def test_a_template_blank_is_an_answer_not_a_gap() -> None:
