@@ -74,7 +74,8 @@ _VALUE = {
     "frequency": re.compile(rf"每\s*(?:{_NUM}\s*(?:个)?)?(?:季度|月|年|周|星期|天|日)|{_NUM}\s*次"),
     "count": re.compile(rf"一式{_NUM}份|{_NUM}\s*(?:份|名|位|个人|家|台|套|次)"),
     "amount": re.compile(rf"{_NUM}\s*(?:元|万元|%|％)|百分之{_NUM}|人民币\s*{_NUM}"),
-    # Twenty characters: "甲方应按照本协议约定的付款方式及时支付" names the payer fifteen before the verb.
+    # Twenty characters: "甲方应按照本协议约定的付款方式及时支付" names the payer
+    # fifteen characters before the verb.
     "cost_bearer": re.compile(
         r"(?:甲方|乙方|双方|违约方|对方)[^，。；]{0,20}(?:支付|承担|负担|赔偿)"
     ),
