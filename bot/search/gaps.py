@@ -137,6 +137,26 @@ def subject_matcher(words: Iterable[str]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
+#: A speaker introducing themselves before the question ("我是甲方的产品经理，…",
+#: "我们是做智能手表的，…", "I'm an account manager at the support vendor. …"), in normalized
+#: text (simplified, lower case): the role's words say who asks, not what the agreement says.
+_INTRODUCTION = re.compile(
+    r"^(?:(?:你好|您好|请问|hi|hello)[，,、!！\s]*)*"
+    r"(?:(?:我们|我哋|咱们|我)(?:是|系|係)[^，。？！,.?!；;\s]{1,20}[，。,.；;\s]"
+    r"|(?:i'm|i am|we're|we are)\b(?:(?! and )[^,.;!?-]){1,60}(?:[,.;!?]| - ))"
+)
+
+
+def without_introduction(normalized: str) -> str:
+    """``normalized`` without a self-introduction before the question, when a question of at
+    least four characters follows it (else unchanged)."""
+    match = _INTRODUCTION.match(normalized)
+    if match is None:
+        return normalized
+    rest = normalized[match.end() :].strip()
+    return rest if len(rest) >= 4 else normalized
+
+
 def unexplained(
     words: Sequence[str], weights: Sequence[float], known: Callable[[str], bool]
 ) -> float:

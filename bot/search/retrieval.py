@@ -49,6 +49,7 @@ from bot.search.gaps import (
     log_softmax,
     subject_matcher,
     unexplained,
+    without_introduction,
 )
 from bot.search.index import (
     GAP_PREFIX,
@@ -329,9 +330,10 @@ class Retriever:
             top = int(np.argmax(fused))
             runner_up = float(np.partition(fused, -2)[-2]) if len(fused) > 1 else float(fused[top])
             features["fused_margin"] = float(fused[top]) - runner_up
-            words = [
-                t for t in tokens if not t.startswith("~") and not t.replace(".", "").isdigit()
-            ]
+            # Who asks ("我是甲方的产品经理，…") is no word the answer should have.
+            asked = without_introduction(normalized)
+            own = tokens if asked == normalized else textproc.tokens(asked, normalized=True)
+            words = [t for t in own if not t.startswith("~") and not t.replace(".", "").isdigit()]
             features["unexplained"] = unexplained(
                 words,
                 [textproc.general_idf(w) for w in words],

@@ -15,6 +15,7 @@ from bot.search.gaps import (
     log_softmax,
     subject_matcher,
     unexplained,
+    without_introduction,
 )
 from bot.types import Item
 
@@ -88,3 +89,28 @@ def test_unexplained_sums_the_weight_of_unknown_words() -> None:
     known = {"服务费"}.__contains__
     assert unexplained(["服务费", "含税"], [2.0, 5.0], known) == 5.0
     assert unexplained([], [], known) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "asked"),
+    [
+        ("我是甲方的产品经理,最近用户反馈app闪退,该谁解决?", "最近用户反馈app闪退,该谁解决?"),
+        ("您好,我是律师,想确认一下争议怎么解决?", "想确认一下争议怎么解决?"),
+        ("我们是乙方 最近人手不够 能外包吗", "最近人手不够 能外包吗"),
+        (
+            "we're party b, a is 2 months late paying, what should we do",
+            "a is 2 months late paying, what should we do",
+        ),
+        ("we're a hong kong company acting as party b - which law governs?", "which law governs?"),
+        # Not an introduction, or nothing left to ask: unchanged.
+        (
+            "i'm a customer and nobody answers my complaint. what now?",
+            "i'm a customer and nobody answers my complaint. what now?",
+        ),
+        ("我是说服务费什么时候付", "我是说服务费什么时候付"),
+        ("我是用户,谁?", "我是用户,谁?"),
+        ("服务费是多少", "服务费是多少"),
+    ],
+)
+def test_without_introduction_leaves_the_question_of_whoever_asks(text: str, asked: str) -> None:
+    assert without_introduction(text) == asked
