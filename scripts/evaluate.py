@@ -71,13 +71,10 @@ EXTRA = ("not_stated", "hard_oos", "controls")
 #: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two, and a fourth
 #: (tests/data/*_dev4.toml, 2026-12-03) after the refit on the first three, and a fifth
 #: (tests/data/*_dev5.toml, 2026-12-03) after the refit on the first four.
+LATER_WRITERS = ("dev2", "dev3", "dev4", "dev5")
 DEV_FILES = (
     DEVSET,
-    *(DATA / f"{name}_dev.toml" for name in EXTRA),
-    *(DATA / f"{name}_dev2.toml" for name in EXTRA),
-    *(DATA / f"{name}_dev3.toml" for name in EXTRA),
-    *(DATA / f"{name}_dev4.toml" for name in EXTRA),
-    *(DATA / f"{name}_dev5.toml" for name in EXTRA),
+    *(DATA / f"{name}_{writer}.toml" for writer in ("dev", *LATER_WRITERS) for name in EXTRA),
 )
 HELDOUT_FILES = (HELDOUT, *(DATA / f"{name}_heldout.toml" for name in EXTRA))
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
@@ -142,8 +139,9 @@ def _load_file(path: Path) -> list[DevQuestion]:
 
 
 def _source(path: Path, split: str) -> str:
-    """The writer of a file: "dev2" to "dev5" for the later dev writers' files, else its split."""
-    for later in ("dev2", "dev3", "dev4", "dev5"):
+    """The writer of a file: one of ``LATER_WRITERS`` for the later dev writers' files, else its
+    split."""
+    for later in LATER_WRITERS:
         if path.stem.endswith(f"_{later}"):
             return later
     return split
@@ -948,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list the dev split's misses")
     parser.add_argument(
         "--source",
-        choices=["dev", "dev2", "dev3", "dev4", "dev5", "all"],
+        choices=["dev", *LATER_WRITERS, "all"],
         default="all",
         help="which dev writer's questions to fit and report on (default all)",
     )
