@@ -1098,6 +1098,8 @@ DIALOGUES_DEV5 = ROOT / "tests" / "data" / "dialogues_dev5.toml"
 DIALOGUES_DEV6 = ROOT / "tests" / "data" / "dialogues_dev6.toml"
 #: A seventh, the same way (2026-12-03), after the first six had been tuned on.
 DIALOGUES_DEV7 = ROOT / "tests" / "data" / "dialogues_dev7.toml"
+#: An eighth, the same way (2026-12-03), after the first seven had been tuned on.
+DIALOGUES_DEV8 = ROOT / "tests" / "data" / "dialogues_dev8.toml"
 #: The dialogue sets tuned on, reported apart and together.
 DIALOGUES_DEV_SETS = {
     "dev": DIALOGUES_DEV,
@@ -1107,6 +1109,7 @@ DIALOGUES_DEV_SETS = {
     "dev5": DIALOGUES_DEV5,
     "dev6": DIALOGUES_DEV6,
     "dev7": DIALOGUES_DEV7,
+    "dev8": DIALOGUES_DEV8,
 }
 #: Written apart from the dev dialogues, the knowledge and the other evaluation sets; never
 #: tuned on, its aggregate figures only checked against the floors.

@@ -595,7 +595,10 @@ def foreign_share(topic_words: Sequence[str], knowledge: KnowledgeLike) -> float
     if not topic_words:
         return 0.0
     foreign = _off_topic_words() - _knowledge_words(knowledge)
-    return sum(w in foreign for w in topic_words) / len(topic_words)
+    telling = [w for w in topic_words if len(w) > 1]
+    if not telling:
+        return 0.0
+    return sum(w in foreign for w in telling) / len(telling)
 
 
 @cache

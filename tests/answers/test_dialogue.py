@@ -275,6 +275,11 @@ def test_foreign_share_counts_the_off_topic_examples_words(knowledge: Knowledge)
     assert dialogue.foreign_share(("服务费", "天气"), knowledge) == 0.5
     assert dialogue.foreign_share(("后果",), knowledge) == 0.0  # no off-topic word
     assert dialogue.foreign_share((), knowledge) == 0.0
+    # One character is no subject of its own: "佢哋唔改呢" (改) is not about something else,
+    # and it does not water down a word that is ("改" beside "天气").
+    assert "改" in dialogue._off_topic_words()
+    assert dialogue.foreign_share(("改",), knowledge) == 0.0
+    assert dialogue.foreign_share(("改", "天气"), knowledge) == 1.0
 
 
 def test_not_about_the_agreement_is_not_merged_and_no_context_no_follow_up() -> None:
