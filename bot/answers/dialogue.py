@@ -255,7 +255,7 @@ _CLAUSE_WORDS = frozenset(
 #: "Who is Party A?" is about the party itself: it has a topic.
 _ASKS_WHO = re.compile(
     r"是谁|是什么(?:身份|角色|人|公司|单位)?|什么身份|什么角色|是做什么的|是干什么的|做什么的"
-    r"|\b(?:who|what) (?:is|are) (?:party [ab]|the parties)\b"
+    r"|\b(?:who|what)(?: is| are|'s|’s) (?:party [ab]|the parties)\b"
 )
 
 
@@ -296,6 +296,11 @@ class Cues:
     english: bool = False
 
 
+#: A party by its letter alone ("and A?", "what about b"): only when that is all there is, as
+#: "a" is also the article.
+_BARE_LETTER = re.compile(r"^((?:(?:and|or|then|so|what about|how about)\s+)*)([ab])$")
+
+
 def _party_name(match: str) -> str:
     return "甲方" if match in ("甲方", "party a", "a方") else "乙方"
 
@@ -323,6 +328,13 @@ def _topical(text: str) -> bool:
 #: A plural pronoun after the parties named in the same question points at them ("where do the
 #: parties put their seals?", "双方各自的义务是什么，他们…").
 _PLURAL_PRONOUN = re.compile(r"他们|她们|\b(?:they|them|their|theirs)\b")
+#: ... and a possessive after a party named in the same question points at that party ("Is
+#: Party B ever allowed to suspend its services?", "乙方违约了，他们要赔什么").
+_OWN_PRONOUN = re.compile(r"他们|他|它|\b(?:its|their|theirs)\b")
+#: "签字页那里", "乙方那边": a place word after a noun is where that noun is, not a pointer
+#: back ("在那里签" points back).
+_PLACE = re.compile(r"[这那](?:里|边)")
+_NOUN_BEFORE = re.compile(r"[\u3400-\u9fff](?<![在去到从往来回于])$")
 _PLURAL_ANTECEDENT = re.compile(r"双方|各方|\bparties\b|\bboth\b")
 
 
@@ -335,6 +347,10 @@ def _points_back(pattern: re.Pattern[str], text: str) -> bool:
             text[: match.start()]
         ):
             continue
+        if _OWN_PRONOUN.fullmatch(match.group(0)) and _PARTY.search(text[: match.start()]):
+            continue
+        if _PLACE.fullmatch(match.group(0)) and _NOUN_BEFORE.search(text[: match.start()]):
+            continue
         before = _CLAUSE_BREAK.split(text[: match.start()])
         if len(before) < 2 or not _topical(" ".join(before[:-1])):
             return True
@@ -344,6 +360,7 @@ def _points_back(pattern: re.Pattern[str], text: str) -> bool:
 def cues(question: str) -> Cues:
     """The cues of ``question`` (any language or script)."""
     norm = normalize(question).strip(" ?!.。？！,，:：;；~～…\"'“”‘’「」")
+    norm = _BARE_LETTER.sub(r"\1party \2", norm)
     english = not re.search(r"[\u3400-\u9fff]", norm)
     party = focus_party(norm)
     elided = False

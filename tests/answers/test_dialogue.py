@@ -482,6 +482,26 @@ def test_a_plural_pronoun_after_the_parties_points_inside() -> None:
     assert not cues("双方签字以后他们各执几份？").points_back
 
 
+def test_a_possessive_after_a_party_points_at_it() -> None:
+    assert not cues("Is Party B ever allowed to suspend its services?").points_back
+    assert not cues("乙方违约了，他们要赔什么？").points_back
+    assert cues("are its services suspended then?").points_back
+
+
+def test_a_place_word_after_a_noun_points_inside() -> None:
+    assert not cues("签字页那里需要盖公章吗？").points_back
+    assert cues("在那里签吗").points_back
+
+
+def test_who_is_a_party_contracted_and_a_party_by_its_letter() -> None:
+    assert cues("who's party B?").asks_who
+    assert cues("and A?").bare_party and cues("and A?").party == "甲方"
+    assert cues("what about b").party == "乙方"
+    assert cues("and a fee?").party is None  # the article
+    before = _context("who's party B?", "scenario-2")
+    assert follow_up_kind("and A?", before, _alone()) == "party"
+
+
 def test_a_confident_own_answer_next_to_the_previous_item_decides() -> None:
     question = "how is it paid?"
     context = _context("When is the quarterly fee due?", "3.2")
