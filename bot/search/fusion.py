@@ -53,11 +53,14 @@ class Fusion:
 #: change nothing, 2.0 loses), all in-scope questions 0.925 -> 0.929.
 FUSION = Fusion(method="weighted", weight=0.005, party_bonus=1.0)
 
-#: Intents, matched on the ``textproc.normalize`` form (simplified, lowercase).
+#: Intents, matched on the ``textproc.normalize`` form (simplified, lowercase). A question that
+#: opens with "what if" / "and if" asks what follows, like 怎么办 ("And if complaints pile up
+#: unresolved?" is the complaint problem's procedure, not the complaint clause).
 PROCEDURE_INTENT = re.compile(
     r"怎么办|咋办|怎么处理|如何处理|怎么解决|如何解决|该怎么|怎么做|如何应对|"
     r"\bwhat (?:should|can|do|must) (?:we|i)\b(?! (?:have to )?(?:pay|sign))|\bwhat now\b|"
-    r"\bwhat to do\b|\bhow (?:should|do|can) (?:we|i) (?:handle|deal|respond|react)"
+    r"\bwhat to do\b|\bhow (?:should|do|can) (?:we|i) (?:handle|deal|respond|react)|"
+    r"^(?:(?:and|but|so) )?what if\b|^(?:and|but) if\b"
 )
 DEFINITION_INTENT = re.compile(
     r"什么意思|啥意思|的意思|定义|指什么|指的是|是指|是什么东西|含义|"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.search.fusion import fuse_rrf, fuse_weighted
+from bot.search.fusion import PROCEDURE_INTENT, fuse_rrf, fuse_weighted
 
 
 def test_rrf_ranks_by_both_rankings() -> None:
@@ -33,3 +33,21 @@ def test_rrf_ties_keep_document_order() -> None:
 def test_weighted_fusion_adds_scaled_bm25() -> None:
     fused = fuse_weighted(np.array([0.8, 0.9]), np.array([10.0, 0.0]), weight=0.02)
     assert fused == pytest.approx([1.0, 0.9])
+
+
+@pytest.mark.parametrize(
+    ("question", "asks_procedure"),
+    [
+        ("甲方拖欠服务费怎么办", True),
+        ("what should we do if the vendor leaks our documents?", True),
+        # "What if" first asks what follows, as 怎么办 does.
+        ("and if complaints pile up unresolved?", True),
+        ("what if party a pays late?", True),
+        ("but if they still don't fix it", True),
+        ("what should we pay?", False),
+        ("is it a breach if party a pays late, and what if it happens twice?", False),
+        ("服务费什么时候付", False),
+    ],
+)
+def test_procedure_intent(question: str, asks_procedure: bool) -> None:
+    assert bool(PROCEDURE_INTENT.search(question)) is asks_procedure
