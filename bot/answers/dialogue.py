@@ -270,7 +270,7 @@ GENERIC_WORDS = _wordset(
     之后 后 前 来 去 该 完 完要 那边 这是 这些 那些 相关 对应 不好 不成
     咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边
     do does happen handle deal what next then first ever only exactly also too after before
-    against one treat written word
+    against one treat written word apply well
     已经 一直 仍然 仍 还是 总是 老是 已 already still yet just anyway"""
 )
 

@@ -724,6 +724,13 @@ def test_adverbs_of_time_name_no_topic(question: str, topic: tuple[str, ...]) ->
     assert cues(question).topic_words == topic
 
 
+def test_asking_whether_it_applies_names_no_topic() -> None:
+    # "Does that apply to Party A as well?" after a clause on both sides is about that clause:
+    # with no topic of its own it is mostly its context, not Party A's own items.
+    assert cues("Does that apply to Party A as well?").topic_words == ()
+    assert cues("does the confidentiality clause apply after termination?").topic_words
+
+
 @pytest.mark.parametrize(
     "question",
     [
