@@ -493,7 +493,7 @@ def test_a_place_word_after_a_noun_points_inside() -> None:
     assert cues("在那里签吗").points_back
 
 
-def test_who_is_a_party_contracted_and_a_party_by_its_letter() -> None:
+def test_whos_party_b_asks_who_and_a_letter_alone_names_a_party() -> None:
     assert cues("who's party B?").asks_who
     assert cues("and A?").bare_party and cues("and A?").party == "甲方"
     assert cues("what about b").party == "乙方"
