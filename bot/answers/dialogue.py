@@ -325,33 +325,36 @@ def _topical(text: str) -> bool:
     return any(w not in GENERIC_WORDS for w in words(_PARTY.sub(" ", _BOTH.sub(" ", text))))
 
 
-#: A plural pronoun after the parties named in the same question points at them ("where do the
-#: parties put their seals?", "双方各自的义务是什么，他们…").
-_PLURAL_PRONOUN = re.compile(r"他们|她们|\b(?:they|them|their|theirs)\b")
-#: ... and a possessive after a party named in the same question points at that party ("Is
-#: Party B ever allowed to suspend its services?", "乙方违约了，他们要赔什么").
-_OWN_PRONOUN = re.compile(r"他们|他|它|\b(?:its|their|theirs)\b")
-#: "签字页那里", "乙方那边": a place word after a noun is where that noun is, not a pointer
-#: back ("在那里签" points back).
-_PLACE = re.compile(r"[这那](?:里|边)")
-_NOUN_BEFORE = re.compile(r"[\u3400-\u9fff](?<![在去到从往来回于])$")
-_PLURAL_ANTECEDENT = re.compile(r"双方|各方|\bparties\b|\bboth\b")
+#: Pronouns that point inside the question when what comes before them in it says what they
+#: stand for, as (pronoun, what comes before) pairs:
+#: - a plural pronoun after the parties ("where do the parties put their seals?", "双方各自的
+#:   义务是什么，他们…");
+#: - a possessive after a party ("Is Party B ever allowed to suspend its services?", "乙方违约了，
+#:   他们要赔什么");
+#: - a place word after a noun, where that noun is ("签字页那里", "乙方那边"; "在那里签"
+#:   points back).
+_POINTS_INSIDE = (
+    (
+        re.compile(r"他们|她们|\b(?:they|them|their|theirs)\b"),
+        re.compile(r"双方|各方|\bparties\b|\bboth\b"),
+    ),
+    (re.compile(r"他们|他|它|\b(?:its|their|theirs)\b"), _PARTY),
+    (re.compile(r"[这那](?:里|边)"), re.compile(r"[\u3400-\u9fff](?<![在去到从往来回于])$")),
+)
 
 
 def _points_back(pattern: re.Pattern[str], text: str) -> bool:
     """A pronoun or demonstrative that points out of the question: not one after a clause of
-    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside), nor a plural one
-    after the parties ("where do the parties put their seals?")."""
+    its own that names a topic ("甲方逾期付款，这算违约吗？" points inside), nor one whose
+    antecedent comes before it in the question (``_POINTS_INSIDE``)."""
     for match in pattern.finditer(text):
-        if _PLURAL_PRONOUN.fullmatch(match.group(0)) and _PLURAL_ANTECEDENT.search(
-            text[: match.start()]
+        head = text[: match.start()]
+        if any(
+            pronoun.fullmatch(match.group(0)) and antecedent.search(head)
+            for pronoun, antecedent in _POINTS_INSIDE
         ):
             continue
-        if _OWN_PRONOUN.fullmatch(match.group(0)) and _PARTY.search(text[: match.start()]):
-            continue
-        if _PLACE.fullmatch(match.group(0)) and _NOUN_BEFORE.search(text[: match.start()]):
-            continue
-        before = _CLAUSE_BREAK.split(text[: match.start()])
+        before = _CLAUSE_BREAK.split(head)
         if len(before) < 2 or not _topical(" ".join(before[:-1])):
             return True
     return False
