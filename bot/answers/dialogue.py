@@ -58,7 +58,7 @@ from typing import Literal
 
 from bot.answers.compose import KnowledgeLike, RetrieverLike, answer
 from bot.answers.texts import t
-from bot.search.textproc import normalize, words
+from bot.search.textproc import normalize, pieces, words
 from bot.types import Answer, DialogueTurn, Hit, Item, Language, Part, Retrieval
 
 FollowUpKind = Literal[
@@ -641,7 +641,7 @@ def _knowledge_words(knowledge: KnowledgeLike) -> frozenset[str]:
         for item in knowledge.items
         for text in (item.title, item.title_en, item.text, item.text_en, *item.questions)
     )
-    vocabulary = frozenset(w for text in texts for w in words(text))
+    vocabulary = frozenset(w for text in texts for w in words(text) for w in (w, *pieces(w)))
     _KNOWLEDGE_WORDS.clear()  # one knowledge serves at a time
     _KNOWLEDGE_WORDS[id(knowledge)] = (knowledge, vocabulary)
     return vocabulary

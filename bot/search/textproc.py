@@ -246,6 +246,14 @@ def words(text: str) -> list[str]:
     return out
 
 
+def pieces(word: str) -> list[str]:
+    """The shorter words inside a Chinese compound (联系电话 → 联系, 电话), as jieba's search
+    mode finds them; none for a word of one or two characters or an English one."""
+    if len(word) < 3 or not _CJK_RUN.fullmatch(word):
+        return []
+    return [w for w in _jieba().lcut_for_search(word) if w != word and len(w) > 1]
+
+
 def tokens(text: str, *, normalized: bool = False) -> list[str]:
     """BM25 tokens: jieba words, CJK bigrams (prefixed ``~`` so they never equal a word) and
     English stems. ``normalized=True`` skips ``normalize`` when the caller already did it."""

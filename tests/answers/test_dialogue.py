@@ -280,6 +280,10 @@ def test_foreign_share_counts_the_off_topic_examples_words(knowledge: Knowledge)
     assert "改" in dialogue._off_topic_words()
     assert dialogue.foreign_share(("改",), knowledge) == 0.0
     assert dialogue.foreign_share(("改", "天气"), knowledge) == 1.0
+    # A word the agreement uses only inside a compound is still its word: 电话 (联系电话), so
+    # "打个电话口头说一声行不行" after a question on the renewal notice is not about something else.
+    assert "电话" in dialogue._off_topic_words()
+    assert dialogue.foreign_share(("电话", "口头"), knowledge) == 0.0
 
 
 def test_not_about_the_agreement_is_not_merged_and_no_context_no_follow_up() -> None:

@@ -104,6 +104,12 @@ def test_words_are_content_words_only() -> None:
     assert words(normalize("请问违约金怎么算")) == ["违约金"]
 
 
+def test_pieces_are_the_words_inside_a_compound() -> None:
+    assert textproc.pieces("联系电话") == ["联系", "电话"]
+    assert "服务" in textproc.pieces("售后支持服务")
+    assert textproc.pieces("电话") == [] and textproc.pieces("payment") == []
+
+
 def test_general_idf_ranks_rare_words_above_common_ones() -> None:
     assert general_idf("社保") > general_idf("公司")
     assert general_idf("违约金") > general_idf("规定")
