@@ -268,9 +268,9 @@ def _wordset(text: str) -> frozenset[str]:
 GENERIC_WORDS = _wordset(
     """处理 办 做 解决 应对 操作 处置 怎样 不行 行 会 先 要 那要 还要 直接 具体 一下 可 唔 之前
     之后 后 前 来 去 该 完 完要 那边 这是 这些 那些 相关 对应 不好 不成
-    咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边
+    咁 点 点算 点样 点办 点做 乜 咩 做乜 系 咪 佢 哋 冇 使 啲 嘅 嘢 好 边 入面
     do does happen handle deal what next then first ever only exactly also too after before
-    against one treat written word apply well
+    against one treat written word apply well ok okay
     已经 一直 仍然 仍 还是 总是 老是 已 already still yet just anyway"""
 )
 

@@ -735,6 +735,13 @@ def test_asking_whether_it_applies_names_no_topic() -> None:
     assert cues("does the confidentiality clause apply after termination?").topic_words
 
 
+def test_place_words_and_ok_name_no_topic() -> None:
+    # Cantonese 入面 is Mandarin 里面 (a stopword): "入面有冇付款憑證" after the attachments
+    # asks about payment vouchers among them, like "里面有没有付款凭证".
+    assert cues("入面有冇付款憑證").topic_words == cues("里面有没有付款凭证").topic_words
+    assert cues("and how, is cash ok?").topic_words == ("cash",)
+
+
 @pytest.mark.parametrize(
     "question",
     [
