@@ -71,8 +71,9 @@ EXTRA = ("not_stated", "hard_oos", "controls")
 #: writer (tests/data/*_dev3.toml), the same way, after the refit on the first two, and a fourth
 #: (tests/data/*_dev4.toml, 2026-12-03) after the refit on the first three, and a fifth
 #: (tests/data/*_dev5.toml, 2026-12-03) after the refit on the first four, and a sixth
-#: (tests/data/*_dev6.toml, 2026-12-03) after the refit on the first five.
-LATER_WRITERS = ("dev2", "dev3", "dev4", "dev5", "dev6")
+#: (tests/data/*_dev6.toml, 2026-12-03) after the refit on the first five, and a seventh
+#: (tests/data/*_dev7.toml, 2026-12-03) after the refit on the first six.
+LATER_WRITERS = ("dev2", "dev3", "dev4", "dev5", "dev6", "dev7")
 DEV_FILES = (
     DEVSET,
     *(DATA / f"{name}_{writer}.toml" for writer in ("dev", *LATER_WRITERS) for name in EXTRA),
