@@ -130,8 +130,10 @@ class Merge:
     party_penalty: float = 0.1
     #: A follow-up with words of its own whose own retrieval is this confident and finds an
     #: item next to the previous one is answered by its own ranking (None: off). 0.5 since
-    #: #12's refit: 0.45-0.55 on all three writers (0.4 loses dev2 and dev3 a turn each).
-    own_confidence: float | None = 0.5
+    #: #12's refit: 0.45-0.55 on all three writers (0.4 loses dev2 and dev3 a turn each); 0.7
+    #: since the refit with the long alternate questions (2026-12-03), whose confidences run
+    #: higher: on the eight sets 0.5 / 0.6 / 0.7 / 0.8 / off give 533 / 534 / 537 / 535 / 532.
+    own_confidence: float | None = 0.7
     #: Own weight of a bare party switch ("换成乙方呢"): its own words name only the party.
     party_own_weight: float = 0.0
     #: A follow-up asking what follows a failure ("晚了呢？"): the previous item's breaches,
