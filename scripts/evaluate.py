@@ -1102,6 +1102,8 @@ DIALOGUES_DEV6 = ROOT / "tests" / "data" / "dialogues_dev6.toml"
 DIALOGUES_DEV7 = ROOT / "tests" / "data" / "dialogues_dev7.toml"
 #: An eighth, the same way (2026-12-03), after the first seven had been tuned on.
 DIALOGUES_DEV8 = ROOT / "tests" / "data" / "dialogues_dev8.toml"
+#: A ninth, the same way (2026-12-04), after the first eight had been tuned on.
+DIALOGUES_DEV9 = ROOT / "tests" / "data" / "dialogues_dev9.toml"
 #: The dialogue sets tuned on, reported apart and together.
 DIALOGUES_DEV_SETS = {
     "dev": DIALOGUES_DEV,
@@ -1112,6 +1114,7 @@ DIALOGUES_DEV_SETS = {
     "dev6": DIALOGUES_DEV6,
     "dev7": DIALOGUES_DEV7,
     "dev8": DIALOGUES_DEV8,
+    "dev9": DIALOGUES_DEV9,
 }
 #: Written apart from the dev dialogues, the knowledge and the other evaluation sets; never
 #: tuned on, its aggregate figures only checked against the floors.
