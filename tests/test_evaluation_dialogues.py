@@ -124,9 +124,9 @@ def test_heldout_wrong_merges_floor(heldout_results: list[object]) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "not met at the last look (10): held-out follow-up top-1 0.692 (dev now 0.897, dev2 "
-        "0.885, dev3 0.890, dev4 0.773, dev5 0.836, dev6 0.909, dev7 0.744, dev8 0.868, "
-        "dev9 0.800 untouched); see README 'Follow-up evaluation'. Strict: once the floor "
+        "not met at the last look (10): held-out follow-up top-1 0.692 (dev now 0.910, dev2 "
+        "0.885, dev3 0.890, dev4 0.788, dev5 0.851, dev6 0.909, dev7 0.744, dev8 0.868, "
+        "dev9 0.800; 2026-12-05); see README 'Follow-up evaluation'. Strict: once the floor "
         "holds, this fails and the mark must go."
     ),
 )
